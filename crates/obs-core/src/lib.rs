@@ -1,0 +1,17 @@
+#![doc = include_str!("../README.md")]
+
+mod backend;
+pub mod bus;
+mod event;
+mod level;
+mod logger;
+pub mod stats;
+mod value;
+
+pub use backend::{Backend, BackendError};
+pub use bus::{BusConfig, BusError, CloseReport, EventBus, SendOutcome};
+pub use event::{Event, ParseEventError, unix_now};
+pub use level::{EventType, LogLevel, ParseNameError, Severity, Tier};
+pub use logger::{LoggerBuilder, LoggerSummary, TrainingLogger};
+pub use stats::{Activation, TensorData, TensorError, TensorStats, TensorView, tensor_stats};
+pub use value::{Data, Key, Value, serialize_f64};
