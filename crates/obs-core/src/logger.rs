@@ -264,7 +264,15 @@ impl TrainingLogger {
     }
 
     /// Training begins. `model_info` is free-form (name, layers, parameter count...).
+    /// Data: `{"total_epochs": n, "model_info": {...}}`.
     pub fn on_train_start(&self, total_epochs: u64, model_info: Data) {
+        self.on_train_start_with(total_epochs, model_info, Data::new());
+    }
+
+    /// [`TrainingLogger::on_train_start`] with extra top-level data entries, such as
+    /// `"fingerprint"` (the run's training fingerprint, which storage writes to
+    /// `fingerprint.json`) or `"hyperparameters"`.
+    pub fn on_train_start_with(&self, total_epochs: u64, model_info: Data, extra: Data) {
         self.mark(&self.inner.train_started);
         self.inner.epoch.store(NONE, Ordering::Relaxed);
         self.inner.batch.store(NONE, Ordering::Relaxed);
@@ -272,6 +280,9 @@ impl TrainingLogger {
             let mut data = Data::with_capacity(2);
             data.insert("total_epochs", total_epochs);
             data.insert("model_info", model_info);
+            for (k, v) in &extra {
+                data.insert(k.to_owned(), v.clone());
+            }
             self.emit(
                 self.here(EventType::TrainStart)
                     .message(format!("Training started ({total_epochs} epochs)"))
