@@ -1,0 +1,81 @@
+//! Test backends.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use obs_core::{Backend, BackendError, Event};
+
+/// Records every event it receives; the test keeps a handle to the shared list.
+#[derive(Debug, Default, Clone)]
+pub struct Recorder {
+    pub events: Arc<Mutex<Vec<Event>>>,
+    pub flushes: Arc<Mutex<u32>>,
+    pub closes: Arc<Mutex<u32>>,
+    pub delay: Option<Duration>,
+}
+
+impl Recorder {
+    pub fn slow(delay: Duration) -> Self {
+        Recorder { delay: Some(delay), ..Recorder::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.events.lock().unwrap().len()
+    }
+
+    pub fn snapshot(&self) -> Vec<Event> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+impl Backend for Recorder {
+    fn name(&self) -> &str {
+        "test.recorder"
+    }
+
+    fn write(&mut self, events: &[Event]) -> Result<(), BackendError> {
+        if let Some(d) = self.delay {
+            std::thread::sleep(d);
+        }
+        self.events.lock().unwrap().extend_from_slice(events);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), BackendError> {
+        *self.flushes.lock().unwrap() += 1;
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), BackendError> {
+        *self.closes.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+/// Fails every write with an I/O error.
+#[derive(Debug)]
+pub struct Failing;
+
+impl Backend for Failing {
+    fn name(&self) -> &str {
+        "test.failing"
+    }
+
+    fn write(&mut self, _: &[Event]) -> Result<(), BackendError> {
+        Err(BackendError::io("writing nowhere", std::io::Error::other("disk full")))
+    }
+}
+
+/// Panics on the first write.
+#[derive(Debug)]
+pub struct Panicking;
+
+impl Backend for Panicking {
+    fn name(&self) -> &str {
+        "test.panicking"
+    }
+
+    fn write(&mut self, _: &[Event]) -> Result<(), BackendError> {
+        panic!("backend exploded")
+    }
+}
