@@ -7,23 +7,23 @@ use obs_core::{Backend, BackendError, Event};
 
 /// Records every event it receives; the test keeps a handle to the shared list.
 #[derive(Debug, Default, Clone)]
-pub struct Recorder {
-    pub events: Arc<Mutex<Vec<Event>>>,
-    pub flushes: Arc<Mutex<u32>>,
-    pub closes: Arc<Mutex<u32>>,
-    pub delay: Option<Duration>,
+pub(crate) struct Recorder {
+    pub(crate) events: Arc<Mutex<Vec<Event>>>,
+    pub(crate) flushes: Arc<Mutex<u32>>,
+    pub(crate) closes: Arc<Mutex<u32>>,
+    pub(crate) delay: Option<Duration>,
 }
 
 impl Recorder {
-    pub fn slow(delay: Duration) -> Self {
+    pub(crate) fn slow(delay: Duration) -> Self {
         Recorder { delay: Some(delay), ..Recorder::default() }
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.events.lock().unwrap().len()
     }
 
-    pub fn snapshot(&self) -> Vec<Event> {
+    pub(crate) fn snapshot(&self) -> Vec<Event> {
         self.events.lock().unwrap().clone()
     }
 }
@@ -54,7 +54,7 @@ impl Backend for Recorder {
 
 /// Fails every write with an I/O error.
 #[derive(Debug)]
-pub struct Failing;
+pub(crate) struct Failing;
 
 impl Backend for Failing {
     fn name(&self) -> &str {
@@ -68,7 +68,7 @@ impl Backend for Failing {
 
 /// Panics on the first write.
 #[derive(Debug)]
-pub struct Panicking;
+pub(crate) struct Panicking;
 
 impl Backend for Panicking {
     fn name(&self) -> &str {
