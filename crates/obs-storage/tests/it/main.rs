@@ -1,0 +1,5 @@
+//! Integration tests of obs-storage: the reader on damaged input, the writer's policies, the
+//! crash test and property tests.
+
+mod reader;
+mod support;
