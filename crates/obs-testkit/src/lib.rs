@@ -24,7 +24,7 @@ pub use train::train;
 /// Negating the inputs maps each arm of the two spirals onto the other, so a network that has
 /// learnt them is confidently wrong on that batch: its loss jumps about tenfold while the data
 /// stays finite and in range, and the run recovers within a few batches.
-pub const SPIKE_INPUT_SCALE: f32 = -3.0;
+pub const SPIKE_INPUT_SCALE: f32 = -1.0;
 
 /// A training run showing one behaviour, healthy or pathological.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -109,7 +109,7 @@ mod onset {
     pub(crate) const EXPLODING: (u64, u64) = (0, 0);
     pub(crate) const VANISHING: (u64, u64) = (0, 0);
     pub(crate) const NAN: (u64, u64) = (2, 5);
-    pub(crate) const OVERFIT: (u64, u64) = (0, 0);
+    pub(crate) const OVERFIT: (u64, u64) = (6, 0);
     pub(crate) const LOSS_SPIKE: (u64, u64) = (3, 5);
 }
 
@@ -224,6 +224,19 @@ impl Default for RunConfig {
 }
 
 impl RunConfig {
+    /// Number of trainable parameters (weights and biases) of the network this configuration
+    /// builds.
+    pub fn parameter_count(&self) -> usize {
+        let mut fan_in = self.dataset.features();
+        let mut total = 0;
+        for &(units, _) in &self.hidden {
+            let units = units.max(1);
+            total += fan_in * units + units;
+            fan_in = units;
+        }
+        total + fan_in * self.dataset.classes() + self.dataset.classes()
+    }
+
     /// The default configuration that shows `scenario` (seed 42); see the crate docs.
     pub fn for_scenario(scenario: Scenario) -> RunConfig {
         use Activation::{Linear, Relu, Sigmoid, Tanh};
@@ -244,11 +257,9 @@ impl RunConfig {
         };
         match scenario {
             Scenario::Healthy => healthy,
-            Scenario::HealthyTanh => RunConfig {
-                hidden: vec![(64, Tanh), (64, Sigmoid)],
-                init_scale: 3.0,
-                ..healthy
-            },
+            Scenario::HealthyTanh => {
+                RunConfig { hidden: vec![(64, Tanh), (64, Sigmoid)], init_scale: 3.0, ..healthy }
+            }
             Scenario::DyingRelu => RunConfig { learning_rate: 0.2, epochs: 10, ..healthy },
             Scenario::Exploding => RunConfig {
                 hidden: vec![(64, Relu), (64, Relu), (64, Relu)],
@@ -282,7 +293,9 @@ impl RunConfig {
                 ..healthy
             },
             Scenario::Stagnant => RunConfig { learning_rate: 0.0, epochs: 10, ..healthy },
-            Scenario::LossSpike => RunConfig { inject_spike_at: Some(onset::LOSS_SPIKE), ..healthy },
+            Scenario::LossSpike => {
+                RunConfig { inject_spike_at: Some(onset::LOSS_SPIKE), ..healthy }
+            }
         }
     }
 }

@@ -212,12 +212,18 @@ impl Mlp {
     }
 
     /// Number of trainable parameters (weights and biases).
+    #[cfg(test)]
     pub(crate) fn parameters(&self) -> usize {
         self.layers.iter().map(|l| l.w.len() + l.b.len()).sum()
     }
 
     /// Forward pass over `rows` samples; calls `on_layer(index, output)` after each layer.
-    pub(crate) fn forward(&mut self, x: &[f32], rows: usize, mut on_layer: impl FnMut(usize, &[f32])) {
+    pub(crate) fn forward(
+        &mut self,
+        x: &[f32],
+        rows: usize,
+        mut on_layer: impl FnMut(usize, &[f32]),
+    ) {
         for l in 0..self.layers.len() {
             let (before, rest) = self.layers.split_at_mut(l);
             let input = before.last().map_or(x, |p| p.out.as_slice());
@@ -267,7 +273,12 @@ impl Mlp {
 
     /// Backward pass from the gradient stored by [`Mlp::loss`], last layer first; calls
     /// `on_layer(index, weight_gradient)` as each layer's weight gradient is ready.
-    pub(crate) fn backward(&mut self, x: &[f32], rows: usize, mut on_layer: impl FnMut(usize, &[f32])) {
+    pub(crate) fn backward(
+        &mut self,
+        x: &[f32],
+        rows: usize,
+        mut on_layer: impl FnMut(usize, &[f32]),
+    ) {
         for l in (0..self.layers.len()).rev() {
             let (before, rest) = self.layers.split_at_mut(l);
             let layer = &mut rest[0];
@@ -302,7 +313,14 @@ mod tests {
     use super::*;
 
     fn tiny() -> Mlp {
-        Mlp::new(2, &[(3, Activation::Tanh), (3, Activation::Sigmoid)], 2, 1.0, 0.1, &mut Rng::new(5))
+        Mlp::new(
+            2,
+            &[(3, Activation::Tanh), (3, Activation::Sigmoid)],
+            2,
+            1.0,
+            0.1,
+            &mut Rng::new(5),
+        )
     }
 
     fn loss_at(net: &mut Mlp, x: &[f32], y: &[usize]) -> f64 {
@@ -321,7 +339,7 @@ mod tests {
         let mut grads = vec![Vec::new(); net.layers.len()];
         net.backward(&x, 3, |l, g| grads[l] = g.to_vec());
         for (l, grad) in grads.iter().enumerate() {
-            for i in 0..grad.len() {
+            for (i, &analytic) in grad.iter().enumerate() {
                 let h = 1e-2f32;
                 let w0 = net.layers[l].w[i];
                 net.layers[l].w[i] = w0 + h;
@@ -330,7 +348,7 @@ mod tests {
                 let down = loss_at(&mut net, &x, &y);
                 net.layers[l].w[i] = w0;
                 let numeric = (up - down) / (2.0 * f64::from(h));
-                let analytic = f64::from(grad[i]);
+                let analytic = f64::from(analytic);
                 assert!(
                     (numeric - analytic).abs() < 2e-3 + 0.02 * analytic.abs(),
                     "layer {l} weight {i}: numeric {numeric} analytic {analytic}"
@@ -356,7 +374,7 @@ mod tests {
         assert_eq!(r.accuracy, 0.0);
         net.backward(&x, 2, |_, _| {});
         net.step(&Optimizer::Sgd { momentum: 0.9 }, 0.1, |_, _, _| {});
-        assert_eq!(net.loss(&[], false).loss.is_nan(), true);
+        assert!(net.loss(&[], false).loss.is_nan());
     }
 
     #[test]

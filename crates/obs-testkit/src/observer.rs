@@ -296,8 +296,8 @@ impl TrainObserver for History {
 
 /// Forwards every hook to an [`obs_core::TrainingLogger`].
 ///
-/// `train_start` becomes `on_train_start` with model info (`name`, `layers`, `parameters`,
-/// `optimizer`, `learning_rate`, `scenario`, `seed`); epochs and batches become the epoch and
+/// `train_start` becomes `on_train_start` with model info (`name`, `scenario`, `seed`, `layers`,
+/// `parameters`, `optimizer`, `learning_rate`, `batch_size`); epochs and batches become the epoch and
 /// batch hooks with metrics `{"loss", "accuracy"}` per batch and
 /// `{"loss", "val_loss", "accuracy", "val_accuracy"}` per epoch; layer hooks become
 /// `on_layer_forward` / `on_layer_backward` / `on_weight_updated` with the tensors, plus
@@ -330,13 +330,16 @@ impl TrainObserver for LoggerObserver {
     fn train_start(&mut self, config: &RunConfig, layers: &[LayerInfo]) {
         let layer_list: Vec<obs_core::Value> = layers
             .iter()
-            .map(|l| data! { "name" => l.name.as_str(), "activation" => l.activation.as_str() }.into())
+            .map(|l| {
+                data! { "name" => l.name.as_str(), "activation" => l.activation.as_str() }.into()
+            })
             .collect();
         let info = data! {
             "name" => "obs-testkit mlp",
             "scenario" => config.scenario.name(),
             "seed" => config.seed,
             "layers" => layer_list,
+            "parameters" => config.parameter_count(),
             "optimizer" => config.optimizer.name(),
             "learning_rate" => config.learning_rate,
             "batch_size" => config.batch_size,
@@ -364,8 +367,7 @@ impl TrainObserver for LoggerObserver {
         }
     }
     fn weight_updated(&mut self, layer: &LayerInfo, weights: TensorView<'_>, update_norm: f64) {
-        let _ =
-            self.logger.on_weight_updated(layer.index, &layer.name, weights, Some(update_norm));
+        let _ = self.logger.on_weight_updated(layer.index, &layer.name, weights, Some(update_norm));
     }
     fn batch_end(&mut self, report: &BatchReport) {
         self.logger.on_batch_end(

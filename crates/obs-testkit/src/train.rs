@@ -41,7 +41,11 @@ pub fn train(config: &RunConfig, observer: &mut dyn TrainObserver) -> TrainOutco
         .layers
         .iter()
         .enumerate()
-        .map(|(index, l)| LayerInfo { index, name: format!("dense_{index}"), activation: l.activation })
+        .map(|(index, l)| LayerInfo {
+            index,
+            name: format!("dense_{index}"),
+            activation: l.activation,
+        })
         .collect();
     let weight_shapes: Vec<[usize; 2]> = net.layers.iter().map(|l| [l.fan_in, l.fan_out]).collect();
     observer.train_start(config, &layers);
