@@ -199,7 +199,6 @@ pub fn list_runs(base_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, StorageErro
 }
 
 /// The UTC date and time `YYYYMMDD-HHMMSS` of a Unix time in seconds.
-#[allow(dead_code)] // Used by the writer.
 pub(crate) fn utc_stamp(unix_secs: u64) -> String {
     let days = (unix_secs / 86_400) as i64;
     let secs = unix_secs % 86_400;

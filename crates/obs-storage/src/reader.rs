@@ -463,7 +463,7 @@ impl MergedIter {
 
     /// The counts of `tier`'s reader.
     pub fn stats(&self, tier: Tier) -> &ReadStats {
-        &self.iters[tier_index(tier)].stats
+        &self.iters[crate::tier_index(tier)].stats
     }
 
     /// The counts of all three tiers added up.
@@ -473,14 +473,6 @@ impl MergedIter {
             total.merge(&it.stats);
         }
         total
-    }
-}
-
-fn tier_index(tier: Tier) -> usize {
-    match tier {
-        Tier::Basic => 0,
-        Tier::Health => 1,
-        Tier::Debug => 2,
     }
 }
 
