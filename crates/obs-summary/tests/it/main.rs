@@ -1,0 +1,6 @@
+//! Integration tests of the epoch summarizer.
+
+mod alloc;
+mod format;
+mod lifecycle;
+mod training;
