@@ -9,8 +9,13 @@
 //! infinities are counted, not mixed in); with no finite element they are NaN (`l2` is 0).
 //! Percentages are of all elements.
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod driver;
 mod portable;
 mod rolling;
+#[cfg(test)]
+mod tests;
 
 pub use rolling::{RollingWindow, Welford};
 
@@ -164,8 +169,10 @@ impl<'a> TensorView<'a> {
     /// `(samples, units per sample)` for tensors of two or more dimensions.
     pub fn samples_and_units(&self) -> Option<(usize, usize)> {
         match self.shape {
+            // The product cannot overflow unless `rows` is 0 (the shape was checked against
+            // the data length); saturate rather than panic in that case.
             Some([rows, rest @ ..]) if !rest.is_empty() => {
-                Some((*rows, rest.iter().product::<usize>()))
+                Some((*rows, rest.iter().fold(1usize, |a, &d| a.saturating_mul(d))))
             }
             _ => None,
         }
@@ -340,24 +347,56 @@ impl TensorStats {
 }
 
 /// Which implementation computes [`tensor_stats`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Every kernel produces bit-identical results on every input; they differ only in speed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Kernel {
     /// Plain Rust, any CPU.
     Portable,
+    /// AVX2 (x86-64), selected at run time when the CPU has it.
+    Avx2,
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU supports.
+    /// Every kernel, fastest first.
+    pub const ALL: [Kernel; 2] = [Kernel::Avx2, Kernel::Portable];
+
+    /// The fastest kernel this CPU supports. The CPU is queried once; later calls read a
+    /// cached flag.
     pub fn detect() -> Kernel {
-        Kernel::Portable
+        Kernel::ALL.into_iter().find(|k| k.is_available()).unwrap_or(Kernel::Portable)
+    }
+
+    /// Whether this CPU can run the kernel. [`tensor_stats_with`] falls back to
+    /// [`Kernel::Portable`] for a kernel that is not available.
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => avx2::Avx2::get().is_some(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::Avx2 => false,
+        }
+    }
+
+    /// The kernels this CPU can run, fastest first.
+    pub fn available() -> Vec<Kernel> {
+        Kernel::ALL.into_iter().filter(|k| k.is_available()).collect()
     }
 
     /// The kernel's name.
     pub const fn name(self) -> &'static str {
         match self {
             Kernel::Portable => "portable",
+            Kernel::Avx2 => "avx2",
         }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -368,13 +407,33 @@ pub fn tensor_stats(view: TensorView<'_>, activation: Activation) -> TensorStats
     tensor_stats_with(Kernel::detect(), view, activation)
 }
 
-/// [`tensor_stats`] with a chosen kernel (for tests and benchmarks).
+/// [`tensor_stats`] with a chosen kernel (for tests and benchmarks). A kernel this CPU cannot
+/// run is replaced by [`Kernel::Portable`], which gives the same results.
 pub fn tensor_stats_with(
     kernel: Kernel,
     view: TensorView<'_>,
     activation: Activation,
 ) -> TensorStats {
     match kernel {
-        Kernel::Portable => portable::stats(view, activation),
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2 => {
+            if let Some(k) = avx2::Avx2::get() {
+                return run(k, view, activation);
+            }
+        }
+        _ => {}
+    }
+    run(portable::Portable, view, activation)
+}
+
+fn run<K: driver::BlockKernel>(
+    kernel: K,
+    view: TensorView<'_>,
+    activation: Activation,
+) -> TensorStats {
+    let units = view.samples_and_units();
+    match view.data() {
+        TensorData::F32(d) => driver::run(kernel, d, units, activation),
+        TensorData::F64(d) => driver::run(kernel, d, units, activation),
     }
 }

@@ -1,105 +1,182 @@
 //! The portable kernel: plain Rust, any CPU.
+//!
+//! Its loops mirror the AVX2 kernel lane for lane (eight lanes; lane `i` takes element `i` of
+//! every chunk; the same operations in the same order; no fused multiply-add), so the two give
+//! bit-identical results. The compiler is free to vectorise these loops; that never changes a
+//! result, because it may not reorder floating-point operations.
 
-use super::{Activation, DeadUnits, TensorData, TensorStats, TensorView};
+use super::driver::{
+    BlockKernel, LANES, Lanes, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
+    max_rule, min_rule,
+};
 
-/// Elements used to estimate the shift that keeps the variance sum well conditioned.
-const SHIFT_SAMPLE: usize = 64;
+/// The portable kernel.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Portable;
 
-trait Elem: Copy {
-    fn to_f64(self) -> f64;
-}
-impl Elem for f32 {
-    #[inline]
-    fn to_f64(self) -> f64 {
-        f64::from(self)
-    }
-}
-impl Elem for f64 {
-    #[inline]
-    fn to_f64(self) -> f64 {
-        self
-    }
-}
-
-pub(super) fn stats(view: TensorView<'_>, activation: Activation) -> TensorStats {
-    match view.data() {
-        TensorData::F32(d) => run(d, view.samples_and_units(), activation),
-        TensorData::F64(d) => run(d, view.samples_and_units(), activation),
+// Written as the two comparisons the SIMD kernel makes (false for NaN), not as a range.
+#[allow(clippy::manual_range_contains)]
+#[inline(always)]
+fn sat_f32<const S: u8>(x: f32) -> bool {
+    match S {
+        SAT_SIGMOID => x < SAT_LO_F32 || x > SAT_HI_F32,
+        SAT_TANH => x.abs() > SAT_HI_F32,
+        _ => false,
     }
 }
 
-/// Mean of the first few finite elements: subtracting it before summing squares avoids the
-/// cancellation of `E[x²] - E[x]²` when the mean is large against the spread.
-fn shift<T: Elem>(data: &[T]) -> f64 {
-    let (mut s, mut n) = (0.0, 0u32);
-    for x in data.iter().map(|x| x.to_f64()).filter(|x| x.is_finite()).take(SHIFT_SAMPLE) {
-        s += x;
-        n += 1;
+#[allow(clippy::manual_range_contains)]
+#[inline(always)]
+fn sat_f64<const S: u8>(x: f64) -> bool {
+    match S {
+        SAT_SIGMOID => x < SAT_LO || x > SAT_HI,
+        SAT_TANH => x.abs() > SAT_HI,
+        _ => false,
     }
-    if n == 0 { 0.0 } else { s / f64::from(n) }
 }
 
-fn run<T: Elem>(data: &[T], units: Option<(usize, usize)>, act: Activation) -> TensorStats {
-    let k = shift(data);
-    let (mut zeros, mut nan, mut inf, mut sat) = (0u64, 0u64, 0u64, 0u64);
-    let (mut min, mut max) = (f64::INFINITY, f64::NEG_INFINITY);
-    let (mut s1, mut s2, mut sq) = (0.0f64, 0.0f64, 0.0f64);
-    for x in data.iter().map(|x| x.to_f64()) {
-        if x.is_nan() {
-            nan += 1;
-            continue;
-        }
-        if x.is_infinite() {
-            inf += 1;
-            continue;
-        }
-        zeros += u64::from(x == 0.0);
-        sat += u64::from(act.is_saturated(x));
-        min = min.min(x);
-        max = max.max(x);
-        let c = x - k;
-        s1 += c;
-        s2 += c * c;
-        sq += x * x;
-    }
-    let count = data.len() as u64;
-    let finite = count - nan - inf;
-    let (mean, std) = if finite == 0 {
-        (f64::NAN, f64::NAN)
-    } else {
-        let n = finite as f64;
-        let m = s1 / n;
-        (k + m, ((s2 / n) - m * m).max(0.0).sqrt())
-    };
-    if finite == 0 {
-        min = f64::NAN;
-        max = f64::NAN;
-    }
-    let dead_units = units.and_then(|(rows, cols)| {
-        if cols == 0 || rows == 0 {
-            return None;
-        }
-        let mut alive = vec![false; cols];
-        for row in data.chunks_exact(cols) {
-            for (a, x) in alive.iter_mut().zip(row) {
-                *a |= x.to_f64() != 0.0;
+/// Sums the per-lane counters of a block. Lane counts are bounded by the block size.
+#[inline(always)]
+fn total(c: &[u32; LANES]) -> u64 {
+    c.iter().map(|&n| u64::from(n)).sum()
+}
+
+impl BlockKernel for Portable {
+    fn f32_fast<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool {
+        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
+        let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
+        let mut bad = [false; LANES];
+        for c in body {
+            for i in 0..LANES {
+                let x = c[i];
+                bad[i] |= !x.is_finite();
+                zeros[i] += u32::from(x == 0.0);
+                sat[i] += u32::from(sat_f32::<S>(x));
+                mn[i] = min_rule(mn[i], x);
+                mx[i] = max_rule(mx[i], x);
+                let xd = f64::from(x);
+                let d = xd - k;
+                s1[i] += d;
+                s2[i] += d * d;
+                sq[i] += xd * xd;
             }
         }
-        let dead = alive.iter().filter(|a| !**a).count() as u64;
-        Some(DeadUnits { dead, units: cols as u64 })
-    });
-    TensorStats {
-        count,
-        zeros,
-        nan,
-        inf,
-        min,
-        max,
-        mean,
-        std,
-        l2: sq.sqrt(),
-        saturated: sat,
-        activation: act,
-        dead_units,
+        *out = Lanes {
+            s1,
+            s2,
+            sq,
+            min: mn.map(f64::from),
+            max: mx.map(f64::from),
+            zeros: total(&zeros),
+            saturated: total(&sat),
+            nan: 0,
+            finite: (body.len() * LANES) as u64,
+        };
+        !bad.iter().any(|&b| b)
+    }
+
+    fn f32_careful<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) {
+        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
+        let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
+        let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
+        for c in body {
+            for i in 0..LANES {
+                let x = c[i];
+                let fin = x.abs() < f32::INFINITY;
+                nan[i] += u32::from(x.is_nan());
+                finite[i] += u32::from(fin);
+                zeros[i] += u32::from(x == 0.0);
+                sat[i] += u32::from(sat_f32::<S>(x) && fin);
+                mn[i] = min_rule(mn[i], if fin { x } else { f32::INFINITY });
+                mx[i] = max_rule(mx[i], if fin { x } else { f32::NEG_INFINITY });
+                let xd = f64::from(x);
+                let d = if fin { xd - k } else { 0.0 };
+                let z = if fin { xd } else { 0.0 };
+                s1[i] += d;
+                s2[i] += d * d;
+                sq[i] += z * z;
+            }
+        }
+        *out = Lanes {
+            s1,
+            s2,
+            sq,
+            min: mn.map(f64::from),
+            max: mx.map(f64::from),
+            zeros: total(&zeros),
+            saturated: total(&sat),
+            nan: total(&nan),
+            finite: total(&finite),
+        };
+    }
+
+    fn f64_fast<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool {
+        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
+        let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
+        let mut bad = [false; LANES];
+        for c in body {
+            for i in 0..LANES {
+                let x = c[i];
+                bad[i] |= !x.is_finite();
+                zeros[i] += u32::from(x == 0.0);
+                sat[i] += u32::from(sat_f64::<S>(x));
+                mn[i] = min_rule(mn[i], x);
+                mx[i] = max_rule(mx[i], x);
+                let d = x - k;
+                s1[i] += d;
+                s2[i] += d * d;
+                sq[i] += x * x;
+            }
+        }
+        *out = Lanes {
+            s1,
+            s2,
+            sq,
+            min: mn,
+            max: mx,
+            zeros: total(&zeros),
+            saturated: total(&sat),
+            nan: 0,
+            finite: (body.len() * LANES) as u64,
+        };
+        !bad.iter().any(|&b| b)
+    }
+
+    fn f64_careful<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) {
+        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
+        let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
+        let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
+        for c in body {
+            for i in 0..LANES {
+                let x = c[i];
+                let fin = x.abs() < f64::INFINITY;
+                nan[i] += u32::from(x.is_nan());
+                finite[i] += u32::from(fin);
+                zeros[i] += u32::from(x == 0.0);
+                sat[i] += u32::from(sat_f64::<S>(x) && fin);
+                mn[i] = min_rule(mn[i], if fin { x } else { f64::INFINITY });
+                mx[i] = max_rule(mx[i], if fin { x } else { f64::NEG_INFINITY });
+                let d = if fin { x - k } else { 0.0 };
+                let z = if fin { x } else { 0.0 };
+                s1[i] += d;
+                s2[i] += d * d;
+                sq[i] += z * z;
+            }
+        }
+        *out = Lanes {
+            s1,
+            s2,
+            sq,
+            min: mn,
+            max: mx,
+            zeros: total(&zeros),
+            saturated: total(&sat),
+            nan: total(&nan),
+            finite: total(&finite),
+        };
     }
 }

@@ -1,0 +1,449 @@
+//! The part of the statistics pass that every kernel shares: blocking, the per-block shift,
+//! merging blocks, the tail, dead units and the rescaled fallback for extreme magnitudes.
+//!
+//! A kernel only reduces whole 8-element chunks of one block into eight lane accumulators
+//! ([`Lanes`]). Lane `i` receives element `8 * j + i` of the block; everything after that (the
+//! tail, the order in which lanes and blocks are combined) happens here, in one place, so two
+//! kernels that treat each lane alike produce bit-identical results.
+
+use std::ops::BitOrAssign;
+
+use super::{Activation, DeadUnits, TensorStats};
+
+/// Elements per block. A multiple of [`LANES`]; small enough that a block of `f64` (32 KiB)
+/// stays in L1 while its dead-unit mask is updated, and that 32-bit lane counters cannot
+/// overflow before they are flushed into `u64`.
+pub(super) const BLOCK: usize = 4096;
+
+/// Lanes per chunk: two AVX2 registers of `f64`, or one of `f32`.
+pub(super) const LANES: usize = 8;
+
+/// Finite elements at the start of a block whose mean is the block's shift.
+const SHIFT_SAMPLE: u32 = 8;
+
+/// How saturation is counted, as a const generic so each kernel loop is specialised.
+pub(super) const SAT_NONE: u8 = 0;
+/// Sigmoid: `a < 0.01 || a > 0.99`.
+pub(super) const SAT_SIGMOID: u8 = 1;
+/// Tanh: `|a| > 0.99`.
+pub(super) const SAT_TANH: u8 = 2;
+
+/// The sigmoid/tanh thresholds as `f64`, exactly as [`Activation::is_saturated`] uses them.
+pub(super) const SAT_LO: f64 = 0.01;
+/// Upper saturation threshold.
+pub(super) const SAT_HI: f64 = 0.99;
+
+/// The smallest `f32` whose `f64` value is `>= 0.01`: for every `f32` `x`,
+/// `f64::from(x) < 0.01` exactly when `x < SAT_LO_F32`, so `f32` data can be compared without
+/// widening and still agree with [`Activation::is_saturated`].
+pub(super) const SAT_LO_F32: f32 = {
+    let r = SAT_LO as f32;
+    if (r as f64) < SAT_LO { f32::from_bits(r.to_bits() + 1) } else { r }
+};
+
+/// The largest `f32` whose `f64` value is `<= 0.99`: `f64::from(x) > 0.99` exactly when
+/// `x > SAT_HI_F32`.
+pub(super) const SAT_HI_F32: f32 = {
+    let r = SAT_HI as f32;
+    if (r as f64) > SAT_HI { f32::from_bits(r.to_bits() - 1) } else { r }
+};
+
+/// Magnitudes beyond which the `f64` sums of squares could overflow (above) or lose precision
+/// to subnormals (below); such tensors get their moments from the rescaled fallback.
+const HUGE: f64 = f64::from_bits((1023 + 450) << 52);
+const TINY: f64 = 1.0 / HUGE;
+
+/// `min` as the `vminps`/`vminpd` instructions define it: the second operand unless the first
+/// is strictly smaller. Every kernel uses exactly this rule so signed zeros come out alike.
+#[inline(always)]
+pub(super) fn min_rule<F: PartialOrd>(acc: F, x: F) -> F {
+    if acc < x { acc } else { x }
+}
+
+/// `max` as `vmaxps`/`vmaxpd` define it.
+#[inline(always)]
+pub(super) fn max_rule<F: PartialOrd>(acc: F, x: F) -> F {
+    if acc > x { acc } else { x }
+}
+
+/// The per-lane accumulators of one block, plus its counters.
+///
+/// `s1` and `s2` are sums of `x - k` and `(x - k)²` for the block's shift `k`; `sq` is the sum
+/// of `x²`. Non-finite elements add `+0.0` to the sums and leave `min`/`max` alone.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Lanes {
+    pub(super) s1: [f64; LANES],
+    pub(super) s2: [f64; LANES],
+    pub(super) sq: [f64; LANES],
+    pub(super) min: [f64; LANES],
+    pub(super) max: [f64; LANES],
+    pub(super) zeros: u64,
+    pub(super) saturated: u64,
+    pub(super) nan: u64,
+    pub(super) finite: u64,
+}
+
+impl Lanes {
+    pub(super) const fn new() -> Self {
+        Lanes {
+            s1: [0.0; LANES],
+            s2: [0.0; LANES],
+            sq: [0.0; LANES],
+            min: [f64::INFINITY; LANES],
+            max: [f64::NEG_INFINITY; LANES],
+            zeros: 0,
+            saturated: 0,
+            nan: 0,
+            finite: 0,
+        }
+    }
+
+    /// Adds one element to lane `i` with the same operations, in the same order, as the
+    /// careful chunk loops of every kernel.
+    #[inline(always)]
+    fn push(&mut self, i: usize, x: f64, k: f64, act: Activation) {
+        let fin = x.is_finite();
+        self.nan += u64::from(x.is_nan());
+        self.finite += u64::from(fin);
+        self.zeros += u64::from(x == 0.0);
+        self.saturated += u64::from(act.is_saturated(x));
+        self.min[i] = min_rule(self.min[i], if fin { x } else { f64::INFINITY });
+        self.max[i] = max_rule(self.max[i], if fin { x } else { f64::NEG_INFINITY });
+        let c = if fin { x - k } else { 0.0 };
+        let z = if fin { x } else { 0.0 };
+        self.s1[i] += c;
+        self.s2[i] += c * c;
+        self.sq[i] += z * z;
+    }
+}
+
+/// Sums eight lanes in a fixed pairwise order.
+#[inline]
+fn sum8(a: &[f64; LANES]) -> f64 {
+    ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))
+}
+
+/// An element type the kernels read.
+pub(super) trait Elem: Copy + 'static {
+    /// The raw bit pattern, OR-ed into the dead-unit mask.
+    type Bits: Copy + Default + BitOrAssign + PartialEq;
+    /// All bits but the sign: `bits & MAGNITUDE == 0` exactly for `±0.0`.
+    const MAGNITUDE: Self::Bits;
+    /// Whether values can exceed the range where `f64` squares are safe.
+    const CAN_BE_EXTREME: bool;
+
+    fn to_f64(self) -> f64;
+    fn bits(self) -> Self::Bits;
+    /// Whether `bits & MAGNITUDE != 0`.
+    fn nonzero(bits: Self::Bits) -> bool;
+
+    /// Fast chunk loop (assumes finite data); returns `false` if any element was NaN or
+    /// infinite, in which case `out` is garbage and the block is redone with `careful`.
+    fn fast<K: BlockKernel, const S: u8>(
+        kern: K,
+        body: &[[Self; LANES]],
+        k: f64,
+        out: &mut Lanes,
+    ) -> bool;
+    /// Chunk loop that handles NaN and infinities.
+    fn careful<K: BlockKernel, const S: u8>(
+        kern: K,
+        body: &[[Self; LANES]],
+        k: f64,
+        out: &mut Lanes,
+    );
+}
+
+impl Elem for f32 {
+    type Bits = u32;
+    const MAGNITUDE: u32 = 0x7fff_ffff;
+    // |x| <= f32::MAX ≈ 2^128, so x² <= 2^256: no sum of f32 squares can overflow f64, and
+    // f32 subnormals (>= 2^-149) square to normal f64 values.
+    const CAN_BE_EXTREME: bool = false;
+
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        f64::from(self)
+    }
+    #[inline(always)]
+    fn bits(self) -> u32 {
+        self.to_bits()
+    }
+    #[inline(always)]
+    fn nonzero(bits: u32) -> bool {
+        bits & Self::MAGNITUDE != 0
+    }
+    #[inline(always)]
+    fn fast<K: BlockKernel, const S: u8>(
+        kern: K,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+    ) -> bool {
+        kern.f32_fast::<S>(body, k, out)
+    }
+    #[inline(always)]
+    fn careful<K: BlockKernel, const S: u8>(kern: K, body: &[[f32; 8]], k: f64, out: &mut Lanes) {
+        kern.f32_careful::<S>(body, k, out);
+    }
+}
+
+impl Elem for f64 {
+    type Bits = u64;
+    const MAGNITUDE: u64 = 0x7fff_ffff_ffff_ffff;
+    const CAN_BE_EXTREME: bool = true;
+
+    #[inline(always)]
+    fn to_f64(self) -> f64 {
+        self
+    }
+    #[inline(always)]
+    fn bits(self) -> u64 {
+        self.to_bits()
+    }
+    #[inline(always)]
+    fn nonzero(bits: u64) -> bool {
+        bits & Self::MAGNITUDE != 0
+    }
+    #[inline(always)]
+    fn fast<K: BlockKernel, const S: u8>(
+        kern: K,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+    ) -> bool {
+        kern.f64_fast::<S>(body, k, out)
+    }
+    #[inline(always)]
+    fn careful<K: BlockKernel, const S: u8>(kern: K, body: &[[f64; 8]], k: f64, out: &mut Lanes) {
+        kern.f64_careful::<S>(body, k, out);
+    }
+}
+
+/// The chunk loops a kernel provides. Each starts from a fresh [`Lanes`] and, for lane `i`,
+/// performs exactly the operations of [`Lanes::push`] (the fast loops: of `push` on finite
+/// data) in chunk order, without fused multiply-add. Counters may be kept in any layout.
+pub(super) trait BlockKernel: Copy {
+    fn f32_fast<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool;
+    fn f32_careful<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes);
+    fn f64_fast<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool;
+    fn f64_careful<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes);
+}
+
+/// The mean of the first few finite elements of a block: subtracting it before summing squares
+/// avoids the cancellation of `E[x²] - E[x]²` when the mean is large against the spread (the
+/// variance error scales with `(mean - k)² / var`). Taken per block, so drifting data stays
+/// well conditioned too.
+fn shift<T: Elem>(block: &[T]) -> f64 {
+    let (mut s, mut n) = (0.0f64, 0u32);
+    for v in block.iter().map(|x| x.to_f64()) {
+        if v.is_finite() {
+            // Divide first so that eight values near f64::MAX cannot overflow the sum.
+            s += v / f64::from(SHIFT_SAMPLE);
+            n += 1;
+            if n == SHIFT_SAMPLE {
+                break;
+            }
+        }
+    }
+    if n == 0 { 0.0 } else { s * (f64::from(SHIFT_SAMPLE) / f64::from(n)) }
+}
+
+/// Running totals across blocks: counts, min/max, the sum of squares, and the mean and sum of
+/// squared deviations merged block by block (Chan et al.).
+#[derive(Debug)]
+struct Totals {
+    finite: u64,
+    mean: f64,
+    m2: f64,
+    sq: f64,
+    min: f64,
+    max: f64,
+    zeros: u64,
+    saturated: u64,
+    nan: u64,
+}
+
+impl Totals {
+    fn new() -> Self {
+        Totals {
+            finite: 0,
+            mean: 0.0,
+            m2: 0.0,
+            sq: 0.0,
+            min: f64::INFINITY,
+            max: f64::NEG_INFINITY,
+            zeros: 0,
+            saturated: 0,
+            nan: 0,
+        }
+    }
+
+    fn merge(&mut self, l: &Lanes, k: f64) {
+        self.zeros += l.zeros;
+        self.saturated += l.saturated;
+        self.nan += l.nan;
+        self.sq += sum8(&l.sq);
+        self.min = l.min.iter().fold(self.min, |a, &x| min_rule(a, x));
+        self.max = l.max.iter().fold(self.max, |a, &x| max_rule(a, x));
+        let nb = l.finite;
+        if nb == 0 {
+            return;
+        }
+        let (s1, s2) = (sum8(&l.s1), sum8(&l.s2));
+        let nbf = nb as f64;
+        let d = s1 / nbf;
+        let mb = k + d;
+        let m2b = (s2 - s1 * d).max(0.0);
+        if self.finite == 0 {
+            (self.finite, self.mean, self.m2) = (nb, mb, m2b);
+            return;
+        }
+        let total = self.finite + nb;
+        let (na, tf) = (self.finite as f64, total as f64);
+        let delta = mb - self.mean;
+        self.mean += delta * (nbf / tf);
+        self.m2 += m2b + delta * delta * (na * (nbf / tf));
+        self.finite = total;
+    }
+}
+
+/// Computes the statistics with `kern`. Shared by every kernel.
+pub(super) fn run<K: BlockKernel, T: Elem>(
+    kern: K,
+    data: &[T],
+    units: Option<(usize, usize)>,
+    act: Activation,
+) -> TensorStats {
+    match act {
+        Activation::Sigmoid => run_mode::<K, T, SAT_SIGMOID>(kern, data, units, act),
+        Activation::Tanh => run_mode::<K, T, SAT_TANH>(kern, data, units, act),
+        _ => run_mode::<K, T, SAT_NONE>(kern, data, units, act),
+    }
+}
+
+fn run_mode<K: BlockKernel, T: Elem, const S: u8>(
+    kern: K,
+    data: &[T],
+    units: Option<(usize, usize)>,
+    act: Activation,
+) -> TensorStats {
+    // With no samples there is nothing to call dead; with no units nothing to count. Checked
+    // before allocating: a `[0, n]` shape may name any `n`.
+    let mut alive: Option<Vec<T::Bits>> = match units {
+        Some((rows, cols)) if rows > 0 && cols > 0 => Some(vec![T::Bits::default(); cols]),
+        _ => None,
+    };
+    let mut col = 0usize;
+    let mut t = Totals::new();
+    for block in data.chunks(BLOCK) {
+        let (body, tail) = block.as_chunks::<LANES>();
+        let k = shift(block);
+        let mut lanes = Lanes::new();
+        if !T::fast::<K, S>(kern, body, k, &mut lanes) {
+            lanes = Lanes::new();
+            T::careful::<K, S>(kern, body, k, &mut lanes);
+        }
+        for (i, x) in tail.iter().enumerate() {
+            lanes.push(i, x.to_f64(), k, act);
+        }
+        t.merge(&lanes, k);
+        if let Some(alive) = alive.as_deref_mut() {
+            // The block is still in L1: OR it into the mask of its units.
+            col = or_alive(alive, block, col);
+        }
+    }
+
+    let count = data.len() as u64;
+    let inf = count - t.finite - t.nan;
+    let (mut mean, mut std, mut l2) = (f64::NAN, f64::NAN, 0.0);
+    let (mut min, mut max) = (f64::NAN, f64::NAN);
+    if t.finite > 0 {
+        (min, max) = (t.min, t.max);
+        let n = t.finite as f64;
+        (mean, std, l2) = (t.mean, (t.m2 / n).sqrt(), t.sq.sqrt());
+        let big = min.abs().max(max.abs());
+        if T::CAN_BE_EXTREME && (big > HUGE || (big < TINY && big > 0.0)) {
+            (mean, std, l2) = rescaled_moments(data, big, t.finite);
+        }
+    }
+    let dead_units = alive.map(|alive| DeadUnits {
+        dead: alive.iter().filter(|&&b| !T::nonzero(b)).count() as u64,
+        units: alive.len() as u64,
+    });
+    TensorStats {
+        count,
+        zeros: t.zeros,
+        nan: t.nan,
+        inf,
+        min,
+        max,
+        mean,
+        std,
+        l2,
+        saturated: t.saturated,
+        activation: act,
+        dead_units,
+    }
+}
+
+/// ORs a block's bit patterns into the mask of the units they belong to. `col` is the unit of
+/// the block's first element; returns the unit of the element after the block.
+fn or_alive<T: Elem>(alive: &mut [T::Bits], block: &[T], mut col: usize) -> usize {
+    let cols = alive.len();
+    let mut rest = block;
+    while !rest.is_empty() {
+        let n = (cols - col).min(rest.len());
+        let (piece, r) = rest.split_at(n);
+        for (a, x) in alive[col..col + n].iter_mut().zip(piece) {
+            *a |= x.bits();
+        }
+        col += n;
+        if col == cols {
+            col = 0;
+        }
+        rest = r;
+    }
+    col
+}
+
+/// Multiplies by `2^e`, exactly as long as the result is a normal number (in two steps, since
+/// `2^e` itself may not be representable).
+fn scale(x: f64, e: i32) -> f64 {
+    let h = e / 2;
+    x * 2.0f64.powi(h) * 2.0f64.powi(e - h)
+}
+
+/// Mean, population std and L2 norm of the finite elements for data whose magnitude would
+/// overflow the squares (or underflow them into subnormals): the corrected two-pass algorithm
+/// on the elements scaled by a power of two that brings the largest magnitude into `[1, 2)`.
+/// Scaling by a power of two is exact; elements smaller than `2^-1022` times the largest one
+/// round towards zero, which changes no result by more than that relative amount.
+fn rescaled_moments<T: Elem>(data: &[T], big: f64, finite: u64) -> (f64, f64, f64) {
+    let e = big.log2().floor() as i32;
+    let finite_scaled =
+        || data.iter().map(|x| x.to_f64()).filter(|x| x.is_finite()).map(move |x| scale(x, -e));
+    let n = finite as f64;
+    let m0 = compensated_sum(finite_scaled()) / n;
+    let (mut s1, mut s2, mut sq) = (0.0f64, 0.0f64, 0.0f64);
+    for x in finite_scaled() {
+        let d = x - m0;
+        s1 += d;
+        s2 += d * d;
+        sq += x * x;
+    }
+    let d = s1 / n;
+    let var = ((s2 - s1 * d) / n).max(0.0);
+    (scale(m0 + d, e), scale(var.sqrt(), e), scale(sq.sqrt(), e))
+}
+
+/// Neumaier's compensated sum: accurate to a few ulps whatever the order of magnitudes.
+fn compensated_sum(it: impl Iterator<Item = f64>) -> f64 {
+    let (mut s, mut c) = (0.0f64, 0.0f64);
+    for x in it {
+        let t = s + x;
+        c += if s.abs() >= x.abs() { (s - t) + x } else { (x - t) + s };
+        s = t;
+    }
+    s + c
+}
