@@ -1,0 +1,8 @@
+//! Integration tests of the bridges: our own decoders, the real TensorBoard and wandb tools,
+//! replay of stored runs, and bounded memory on large runs.
+
+mod common;
+#[cfg(feature = "tensorboard")]
+mod tensorboard;
+#[cfg(feature = "wandb")]
+mod wandb;
