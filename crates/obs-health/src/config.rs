@@ -38,6 +38,11 @@ pub struct WarningConfig {
     pub gradient_spike_window: usize,
     /// `gradient_spike`: how many previous norms a layer needs before it is judged. Default 5.
     pub gradient_spike_min_history: usize,
+    /// `gradient_spike`: a spike must also reach this absolute norm. Near convergence small
+    /// gradients jump by large factors without harm (healthy MLPs show 5-16x jumps at norms
+    /// of 0.1-0.65); 1.0 is the usual gradient-clipping norm, below which a gradient is not
+    /// considered dangerous. 0 judges every jump. Default 1.0.
+    pub gradient_spike_min_norm: f64,
     /// `vanishing_gradient`: fires when a finite norm is below this. Default 1e-7.
     pub vanishing_gradient_threshold: f64,
     /// `exploding_gradient`: fires when a finite norm is above this. Default 100.
@@ -46,6 +51,11 @@ pub struct WarningConfig {
     pub overfit_ratio: f64,
     /// `overfitting`: ...for this many consecutive epochs. Default 3.
     pub overfit_patience: usize,
+    /// `overfitting`: ...with `val_loss - train_loss` above this, in loss units. Near zero
+    /// loss the ratio is meaningless (0.015 against 0.001 is 15x for a near-perfect model).
+    /// Suits cross-entropy-like losses; lower it for losses on a smaller scale, 0 keeps the
+    /// ratio alone. Default 0.1.
+    pub overfit_min_gap: f64,
     /// `loss_stagnation`: fires when the epoch training losses of the whole window span less
     /// than this (max - min). Default 1e-4.
     pub loss_stagnation_delta: f64,
@@ -61,6 +71,10 @@ pub struct WarningConfig {
     pub loss_divergence_factor: f64,
     /// `loss_divergence`: the window, in batches with a finite loss (at least 2). Default 20.
     pub loss_divergence_window: usize,
+    /// `loss_divergence`: the recent median must also reach this fraction of the run's
+    /// initial loss level (the median of the first full window), so that wobbles of a
+    /// converged loss (0.002 to 0.008) are not divergence. 0 turns the floor off. Default 0.25.
+    pub loss_divergence_min_fraction: f64,
     /// `activation_saturation`: fires when more than this percentage (0-100) of a sigmoid or
     /// tanh layer's outputs are saturated. Default 40.
     pub saturation_pct: f64,
@@ -88,16 +102,19 @@ impl Default for WarningConfig {
             gradient_spike_factor: 5.0,
             gradient_spike_window: 20,
             gradient_spike_min_history: 5,
+            gradient_spike_min_norm: 1.0,
             vanishing_gradient_threshold: 1e-7,
             exploding_gradient_threshold: 100.0,
             overfit_ratio: 1.3,
             overfit_patience: 3,
+            overfit_min_gap: 0.1,
             loss_stagnation_delta: 1e-4,
             loss_stagnation_patience: 5,
             weight_stagnation_delta: 1e-6,
             weight_stagnation_window: 5,
             loss_divergence_factor: 3.0,
             loss_divergence_window: 20,
+            loss_divergence_min_fraction: 0.25,
             saturation_pct: 40.0,
             dead_weights_window: 5,
             dedup_batches: 50,
@@ -196,8 +213,11 @@ impl WarningConfig {
         in_range("gradient_spike_factor", self.gradient_spike_factor, 1.0, inf)?;
         in_range("loss_divergence_factor", self.loss_divergence_factor, 1.0, inf)?;
         in_range("overfit_ratio", self.overfit_ratio, 1.0, inf)?;
+        in_range("gradient_spike_min_norm", self.gradient_spike_min_norm, 0.0, inf)?;
         in_range("vanishing_gradient_threshold", self.vanishing_gradient_threshold, 0.0, inf)?;
         in_range("exploding_gradient_threshold", self.exploding_gradient_threshold, 0.0, inf)?;
+        in_range("overfit_min_gap", self.overfit_min_gap, 0.0, inf)?;
+        in_range("loss_divergence_min_fraction", self.loss_divergence_min_fraction, 0.0, inf)?;
         in_range("loss_stagnation_delta", self.loss_stagnation_delta, 0.0, inf)?;
         in_range("weight_stagnation_delta", self.weight_stagnation_delta, 0.0, inf)?;
         if self.vanishing_gradient_threshold >= self.exploding_gradient_threshold {
@@ -251,11 +271,14 @@ mod tests {
             (|c| c.saturation_pct = 100.5, "saturation_pct"),
             (|c| c.gradient_spike_factor = 0.5, "gradient_spike_factor"),
             (|c| c.gradient_spike_factor = f64::INFINITY, "gradient_spike_factor"),
+            (|c| c.gradient_spike_min_norm = -0.5, "gradient_spike_min_norm"),
             (|c| c.vanishing_gradient_threshold = -1e-7, "vanishing_gradient_threshold"),
             (|c| c.exploding_gradient_threshold = f64::NAN, "exploding_gradient_threshold"),
             (|c| c.loss_stagnation_delta = -0.1, "loss_stagnation_delta"),
             (|c| c.weight_stagnation_delta = f64::NEG_INFINITY, "weight_stagnation_delta"),
             (|c| c.overfit_ratio = f64::NAN, "overfit_ratio"),
+            (|c| c.overfit_min_gap = -0.1, "overfit_min_gap"),
+            (|c| c.loss_divergence_min_fraction = f64::NAN, "loss_divergence_min_fraction"),
             (|c| c.loss_divergence_factor = 0.0, "loss_divergence_factor"),
             (|c| c.gradient_spike_window = 0, "gradient_spike_window"),
             (|c| c.gradient_spike_min_history = 0, "gradient_spike_min_history"),

@@ -116,6 +116,8 @@ pub struct AutoHealthWarnings {
     losses: RollingWindow,
     /// Reused buffer for medians, so judging divergence does not allocate.
     scratch: Vec<f64>,
+    /// Median of the first full divergence window: the run's initial loss level.
+    initial_loss: Option<f64>,
     /// Recent finite epoch training losses: the stagnation window.
     epoch_losses: RollingWindow,
     /// Consecutive epochs with `val/train` above the ratio.
@@ -171,6 +173,7 @@ impl AutoHealthWarnings {
             global_epoch: Default::default(),
             losses: RollingWindow::new(config.loss_divergence_window),
             scratch: Vec::with_capacity(config.loss_divergence_window),
+            initial_loss: None,
             epoch_losses: RollingWindow::new(config.loss_stagnation_patience),
             overfit_run: 0,
             fired: [0; RULE_COUNT],
@@ -338,10 +341,8 @@ impl AutoHealthWarnings {
                 continue;
             }
             // A layer whose norm was already non-finite in this batch has been reported.
-            let norm_reported = input
-                .gradient_norms
-                .iter()
-                .any(|&(n, norm)| n == name && !norm.is_finite());
+            let norm_reported =
+                input.gradient_norms.iter().any(|&(n, norm)| n == name && !norm.is_finite());
             if !norm_reported {
                 let slot = self.layer(i, name);
                 if let Some(repeats) = self.admit(Rule::GradientNanInf, Scope::Layer(slot), step) {
@@ -413,10 +414,23 @@ impl AutoHealthWarnings {
             return;
         }
         self.losses.push(loss);
+        if !self.losses.is_full() {
+            return;
+        }
+        let initial = match self.initial_loss {
+            Some(level) => level,
+            None => {
+                self.scratch.clear();
+                self.scratch.extend(self.losses.iter());
+                let level = median(&mut self.scratch);
+                self.initial_loss = Some(level);
+                level
+            }
+        };
         let factor = self.config.loss_divergence_factor;
         // Cheap necessary condition first: the current loss must exceed factor x the window
         // minimum (the older median is at least that minimum).
-        if !self.losses.is_full() || loss <= factor * self.losses.min() {
+        if loss <= factor * self.losses.min() {
             return;
         }
         let n = self.losses.len();
@@ -427,7 +441,8 @@ impl AutoHealthWarnings {
         self.scratch.clear();
         self.scratch.extend(self.losses.iter().skip(older_len));
         let recent = median(&mut self.scratch);
-        if older > 0.0 && recent > factor * older && loss > factor * older {
+        let floor = self.config.loss_divergence_min_fraction * initial;
+        if older > 0.0 && recent > factor * older && loss > factor * older && recent >= floor {
             let ratio = recent / older;
             if let Some(repeats) = self.admit(Rule::LossDivergence, Scope::Batch, step) {
                 self.fire(
@@ -447,6 +462,7 @@ impl AutoHealthWarnings {
                         "recent_median" => recent,
                         "ratio" => ratio,
                         "factor" => factor,
+                        "initial_level" => initial,
                         "window" => n,
                     },
                 );
@@ -486,8 +502,10 @@ impl AutoHealthWarnings {
             return;
         }
         let c = &self.config;
-        let (exploding, vanishing) = (c.exploding_gradient_threshold, c.vanishing_gradient_threshold);
-        let (factor, min_history) = (c.gradient_spike_factor, c.gradient_spike_min_history);
+        let (exploding, vanishing) =
+            (c.exploding_gradient_threshold, c.vanishing_gradient_threshold);
+        let (factor, min_history, min_norm) =
+            (c.gradient_spike_factor, c.gradient_spike_min_history, c.gradient_spike_min_norm);
         if norm > exploding
             && let Some(repeats) = self.admit(Rule::ExplodingGradient, Scope::Layer(slot), step)
         {
@@ -524,6 +542,7 @@ impl AutoHealthWarnings {
         if history >= min_history
             && average > 0.0
             && norm > factor * average
+            && norm >= min_norm
             && let Some(repeats) = self.admit(Rule::GradientSpike, Scope::Layer(slot), step)
         {
             let ratio = norm / average;
@@ -543,6 +562,7 @@ impl AutoHealthWarnings {
                     "rolling_average" => average,
                     "ratio" => ratio,
                     "factor" => factor,
+                    "min_norm" => min_norm,
                     "history" => history,
                 },
             );
@@ -634,7 +654,8 @@ impl AutoHealthWarnings {
         let (stag_window, dead_window) =
             (self.config.weight_stagnation_window as u64, self.config.dead_weights_window as u64);
         // "Moving" means a finite update at least the stagnation delta (and non-zero).
-        let moving = updates.iter().filter(|&&(_, u)| u.is_finite() && u >= delta && u > 0.0).count();
+        let moving =
+            updates.iter().filter(|&&(_, u)| u.is_finite() && u >= delta && u > 0.0).count();
         for (i, &(name, update)) in updates.iter().enumerate() {
             let Some(slot) = self.layer(i, name) else { continue };
             let layer = &mut self.layers[slot];
@@ -728,12 +749,14 @@ impl AutoHealthWarnings {
             );
         }
 
-        let ratio_limit = self.config.overfit_ratio;
+        let (ratio_limit, min_gap) = (self.config.overfit_ratio, self.config.overfit_min_gap);
         match val_loss {
             None => {}
             Some(val) if train_loss.is_finite() && train_loss > 0.0 && val.is_finite() => {
                 let ratio = val / train_loss;
-                self.overfit_run = if ratio > ratio_limit { self.overfit_run + 1 } else { 0 };
+                let gap = val - train_loss;
+                let over = ratio > ratio_limit && gap > min_gap;
+                self.overfit_run = if over { self.overfit_run + 1 } else { 0 };
                 let run = self.overfit_run;
                 if run >= self.config.overfit_patience as u64
                     && let Some(repeats) = self.admit(Rule::Overfitting, Scope::Epoch, step)
@@ -754,6 +777,8 @@ impl AutoHealthWarnings {
                             "val_loss" => val,
                             "ratio" => ratio,
                             "threshold" => ratio_limit,
+                            "gap" => gap,
+                            "min_gap" => min_gap,
                             "epochs" => run,
                         },
                     );

@@ -1,1 +1,3 @@
-//! Integration tests of obs-health.
+//! Integration tests of obs-health: one binary, one module per area.
+
+mod scenarios;
