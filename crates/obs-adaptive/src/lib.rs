@@ -1,1 +1,9 @@
 #![doc = include_str!("../README.md")]
+
+mod anomaly;
+mod config;
+mod logger;
+
+pub use anomaly::{Anomaly, AnomalySummary, Trigger, UnknownTrigger};
+pub use config::{AnomalyConfig, ConfigError, DeadNeuronMode};
+pub use logger::AdaptiveLogger;
