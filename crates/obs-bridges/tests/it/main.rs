@@ -6,3 +6,5 @@ mod common;
 mod tensorboard;
 #[cfg(feature = "wandb")]
 mod wandb;
+#[cfg(all(feature = "tensorboard", feature = "wandb"))]
+mod realtools;

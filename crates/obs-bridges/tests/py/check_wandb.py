@@ -13,6 +13,7 @@ The assertions live in the Rust test that runs this script.
 """
 
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -60,26 +61,47 @@ def read_records(path):
     for raw in records:
         rec = pb.Record()
         rec.ParseFromString(raw)
-        out.append(MessageToDict(rec, preserving_proto_field_name=True))
+        record = MessageToDict(rec, preserving_proto_field_name=True)
+        if rec.HasField("run"):
+            # MessageToDict prints timestamps as RFC 3339 text; give the exact seconds too.
+            start = rec.run.start_time
+            record["start_time_unix"] = start.seconds + start.nanos / 1e9
+        out.append(record)
     return out
 
 
 def leet(wandb, *args):
-    done = subprocess.run(
-        [wandb, "leet", "inspect", *args], capture_output=True, text=True, check=True
+    """Starts `wandb leet inspect` with no network use (offline, no error reporting)."""
+    env = dict(os.environ, WANDB_MODE="offline", WANDB_ERROR_REPORTING="false", WANDB_SILENT="true")
+    return subprocess.Popen(
+        [wandb, "leet", "inspect", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
-    return done.stdout, done.stderr
+
+
+def finish(proc):
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{proc.args} failed ({proc.returncode}): {err}")
+    return out, err
 
 
 def main(wandb, run_dir):
-    summary, err1 = leet(wandb, "--summary", "--json", run_dir)
-    records, err2 = leet(wandb, "--json", run_dir)
+    # Both readers run at once: each starts a Python CLI and the Go core, which is slow.
+    summary_proc = leet(wandb, "--summary", "--json", run_dir)
+    records_proc = leet(wandb, "--json", run_dir)
     (log,) = Path(run_dir).glob("run-*.wandb")
+    decoded = read_records(log)
+    summary, err1 = finish(summary_proc)
+    records, err2 = finish(records_proc)
     out = {
         "summary": json.loads(summary),
         "records": [json.loads(line) for line in records.splitlines() if line.strip()],
         "stderr": err1 + err2,
-        "protobuf": read_records(log),
+        "protobuf": decoded,
     }
     json.dump(out, sys.stdout, sort_keys=True)
 
