@@ -202,6 +202,11 @@ impl AutoHealthWarnings {
         self.logger.take()
     }
 
+    /// How many layer names have per-layer history (at most [`WarningConfig::max_layers`]).
+    pub fn tracked_layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &WarningConfig {
         &self.config

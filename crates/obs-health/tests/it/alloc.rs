@@ -1,0 +1,88 @@
+//! `check_batch` allocates nothing when no rule fires, once each layer has been seen.
+//!
+//! A counting global allocator records allocations per thread, so tests running in parallel
+//! do not disturb each other.
+
+#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition; it only forwards to `System`.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use obs_core::{Activation, TensorView, tensor_stats};
+use obs_health::{ActivationStats, BatchInput};
+
+use crate::support::engine;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
+// addition is bumping a const-initialised thread-local counter, which never allocates.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations() -> u64 {
+    ALLOCATIONS.with(Cell::get)
+}
+
+#[test]
+fn quiet_batches_do_not_allocate() {
+    let out = [0.0f32, 0.3, 1.2, 0.0, 0.7, 0.1, 0.0, 2.0];
+    let shape = [2, 4];
+    let stats = tensor_stats(TensorView::new(&out[..], &shape).unwrap(), Activation::Relu);
+    let names = ["dense_0", "dense_1", "dense_2", "dense_3"];
+    let acts = [(names[0], stats), (names[1], stats), (names[2], stats), (names[3], stats)];
+    let tanh = [(names[1], ActivationStats::new(Activation::Tanh).saturation_pct(10.0))];
+    let mut e = engine();
+    let mut fired = 0;
+    let mut check = |e: &mut obs_health::AutoHealthWarnings, b: u64| {
+        let g = 0.5 + (b % 5) as f64 * 0.05;
+        let grads = [(names[0], g), (names[1], g), (names[2], g), (names[3], g)];
+        let non_finite = [(names[0], 0)];
+        let ups = [(names[0], 1e-3), (names[1], 1e-3), (names[2], 1e-3), (names[3], 1e-3)];
+        let input = BatchInput::new(0, b)
+            .loss(1.0 / (1.0 + b as f64 * 0.01))
+            .gradient_norms(&grads)
+            .gradient_non_finite(&non_finite)
+            .activation_tensors(&acts)
+            .activations(&tanh)
+            .update_norms(&ups);
+        fired += e.check_batch(&input).len();
+    };
+    // The first batch creates each layer's state.
+    check(&mut e, 0);
+    let before = allocations();
+    for b in 1..500 {
+        check(&mut e, b);
+    }
+    let used = allocations() - before;
+    assert_eq!(fired, 0);
+    assert_eq!(used, 0, "{used} allocations in 499 quiet batches");
+
+    // The counter does see allocations: a firing check allocates its warning.
+    let before = allocations();
+    assert_eq!(e.check_batch(&BatchInput::new(0, 600).loss(f64::NAN)).len(), 1);
+    assert!(allocations() > before);
+}
