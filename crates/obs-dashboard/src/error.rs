@@ -1,0 +1,25 @@
+//! What can go wrong when rendering a dashboard.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a dashboard could not be rendered or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DashboardError {
+    /// The HTML file could not be written.
+    #[error("could not write the dashboard to {}: {source}", path.display())]
+    Io {
+        /// The file being written.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// The stored logs could not be read.
+    #[error("could not read the logs: {0}")]
+    Logs(#[from] obs_storage::StorageError),
+    /// The template engine failed. This is a bug in this crate, never caused by event data.
+    #[error("could not render the dashboard template: {0}")]
+    Template(String),
+}

@@ -1,0 +1,8 @@
+//! Integration tests of obs-dashboard: the exporter on a real logger, the from-logs renderer,
+//! escaping, and the page in a real headless browser.
+
+mod browser;
+mod exporter;
+mod logs;
+mod security;
+mod support;
