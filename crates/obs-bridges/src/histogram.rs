@@ -107,8 +107,12 @@ impl Histogram {
             data.get(key)?.as_list()?.iter().map(Value::as_f64).collect()
         };
         let h = Histogram::from_edges(list("edges")?, list("counts")?)?;
-        let (min, max, sum, sq) =
-            (data.get_f64("min"), data.get_f64("max"), data.get_f64("sum"), data.get_f64("sum_squares"));
+        let (min, max, sum, sq) = (
+            data.get_f64("min"),
+            data.get_f64("max"),
+            data.get_f64("sum"),
+            data.get_f64("sum_squares"),
+        );
         Some(match (min, max, sum, sq) {
             (Some(a), Some(b), Some(c), Some(d)) => h.with_moments(a, max_of(a, b), c, d),
             _ => h,
@@ -335,7 +339,9 @@ mod tests {
         for (i, (w, &c)) in h.edges().windows(2).zip(h.counts()).enumerate() {
             let inside = values
                 .iter()
-                .filter(|v| v.is_finite() && **v >= w[0] && (**v < w[1] || (i == last && **v == w[1])))
+                .filter(|v| {
+                    v.is_finite() && **v >= w[0] && (**v < w[1] || (i == last && **v == w[1]))
+                })
                 .count();
             if c > 0.0 {
                 assert_eq!(inside as f64, c, "bucket {w:?}");

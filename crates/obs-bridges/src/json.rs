@@ -110,7 +110,8 @@ mod tests {
 
     #[test]
     fn non_finite_floats_are_bare_tokens() {
-        let d = data! { "a" => f64::NAN, "b" => f64::INFINITY, "c" => f64::NEG_INFINITY, "d" => 0.1 };
+        let d =
+            data! { "a" => f64::NAN, "b" => f64::INFINITY, "c" => f64::NEG_INFINITY, "d" => 0.1 };
         assert_eq!(to_json(&Value::Map(d)), r#"{"a":NaN,"b":Infinity,"c":-Infinity,"d":0.1}"#);
     }
 

@@ -24,7 +24,7 @@ pub use error::BridgeError;
 pub use histogram::Histogram;
 pub use names::{MAX_COMPONENT_LEN, sanitize_component};
 pub use steps::LAYER_STATS;
-#[cfg(feature = "wandb")]
-pub use wandb::{FailureFlag, WandbBridge, WandbBuilder, WandbStats};
 #[cfg(feature = "tensorboard")]
 pub use tensorboard::{TensorBoardBridge, TensorBoardBuilder, TensorBoardStats};
+#[cfg(feature = "wandb")]
+pub use wandb::{FailureFlag, WandbBridge, WandbBuilder, WandbStats};

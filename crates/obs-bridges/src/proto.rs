@@ -213,7 +213,7 @@ impl<'a> Iterator for Fields<'a> {
 /// Decodes a packed `repeated double`.
 #[cfg(feature = "tensorboard")]
 pub(crate) fn packed_doubles(b: &[u8]) -> Result<Vec<f64>, Malformed> {
-    if b.len() % 8 != 0 {
+    if !b.len().is_multiple_of(8) {
         return Err(Malformed);
     }
     Ok(b.chunks_exact(8)

@@ -110,7 +110,6 @@ impl Steps {
     pub(crate) fn next_epoch(&self) -> u64 {
         self.last_epoch.map_or(0, |e| e.saturating_add(1))
     }
-
 }
 
 /// Calls `f(name, value)` for every leaf of a metrics map, nested maps joined with `/`
@@ -238,7 +237,9 @@ mod tests {
         let e = e.data(data! { "trigger" => "nan_loss", "recommendations" => "lower lr" });
         assert_eq!(health_rule(&e), "nan_loss");
         assert_eq!(recommendations(&e), ["lower lr"]);
-        let e = e.data(data! { "rule_name" => "dead", "trigger" => "x", "recommendations" => vec!["a", "b"] });
+        let e = e.data(
+            data! { "rule_name" => "dead", "trigger" => "x", "recommendations" => vec!["a", "b"] },
+        );
         assert_eq!(health_rule(&e), "dead");
         assert_eq!(recommendations(&e), ["a", "b"]);
     }

@@ -127,7 +127,7 @@ fn create_event_file(dir: &Path) -> Result<(File, PathBuf), BridgeError> {
 ///   step;
 /// * `gradient_computed` → `grad_norm/<layer>`; `layer_forward`, `layer_backward` and
 ///   `weight_updated` → `activations/`, `gradients/` and `weights/<layer>/<stat>` for the
-///   [`LAYER_STATS`](crate::LAYER_STATS) present (plus `weights/<layer>/update_norm`), and a histogram
+///   [`LAYER_STATS`] present (plus `weights/<layer>/update_norm`), and a histogram
 ///   `activations/<layer>` (...) when the event's data has a `histogram` entry with real bucket
 ///   counts ([`Histogram::from_data`]);
 /// * at each epoch end, histograms `batch_distribution/<name>` and
@@ -349,9 +349,11 @@ impl TensorBoardBridge {
         let Self { enc, stats, .. } = self;
         begin(enc, wall_time(e), step);
         enc.nested(5, |s| {
-            for stat in LAYER_STATS.iter().copied().chain(
-                (e.event_type == EventType::WeightUpdated).then_some("update_norm"),
-            ) {
+            for stat in LAYER_STATS
+                .iter()
+                .copied()
+                .chain((e.event_type == EventType::WeightUpdated).then_some("update_norm"))
+            {
                 if let Some(v) = e.data.get(stat) {
                     scalar(s, stats, &[prefix, "/", &layer, "/", stat], v);
                 }
@@ -777,7 +779,9 @@ fn decode_histogram(data: &[u8]) -> Result<TbValueKind, ()> {
             (3, w) => num = w.as_f64().ok_or(())?,
             (4, w) => sum = w.as_f64().ok_or(())?,
             (5, w) => sum_squares = w.as_f64().ok_or(())?,
-            (6, w) => bucket_limit = proto::packed_doubles(w.as_bytes().ok_or(())?).map_err(drop)?,
+            (6, w) => {
+                bucket_limit = proto::packed_doubles(w.as_bytes().ok_or(())?).map_err(drop)?
+            }
             (7, w) => bucket = proto::packed_doubles(w.as_bytes().ok_or(())?).map_err(drop)?,
             _ => {}
         }

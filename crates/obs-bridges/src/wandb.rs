@@ -616,9 +616,8 @@ impl WandbBridge {
         if self.run_written {
             return Ok(());
         }
-        let start = self
-            .start_time
-            .unwrap_or(if timestamp.is_finite() { timestamp } else { unix_now() });
+        let start =
+            self.start_time.unwrap_or(if timestamp.is_finite() { timestamp } else { unix_now() });
         self.start_time = Some(start);
         let Self { enc, meta, json, .. } = self;
         enc.clear();
@@ -636,7 +635,8 @@ impl WandbBridge {
                 }
             });
         }
-        for (field, v) in [(6, &meta.group), (7, &meta.job_type), (8, &meta.name), (9, &meta.notes)] {
+        for (field, v) in [(6, &meta.group), (7, &meta.job_type), (8, &meta.name), (9, &meta.notes)]
+        {
             if let Some(v) = v {
                 enc.str_parts(field, &[v]);
             }
@@ -907,7 +907,9 @@ impl WandbBridge {
         let Self { enc, row, .. } = self;
         enc.clear();
         for (k, v) in row.items.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(
-            ["_step", "_runtime", "_timestamp"].into_iter().zip(specials.iter().map(String::as_str)),
+            ["_step", "_runtime", "_timestamp"]
+                .into_iter()
+                .zip(specials.iter().map(String::as_str)),
         ) {
             enc.nested(1, |it| item_body(it, &[k], v));
         }
@@ -1189,7 +1191,9 @@ pub fn read_run_file(path: impl AsRef<Path>) -> Result<Vec<WandbRecord>, BridgeE
             return Err(corrupt(pos, "checksum mismatch"));
         }
         match (kind, pending.take()) {
-            (1, None) => records.push(decode_record(chunk).map_err(|()| corrupt(pos, "bad record"))?),
+            (1, None) => {
+                records.push(decode_record(chunk).map_err(|()| corrupt(pos, "bad record"))?)
+            }
             (2, None) => pending = Some((pos, chunk.to_vec())),
             (3, Some((at, mut buf))) => {
                 buf.extend_from_slice(chunk);
@@ -1257,15 +1261,12 @@ fn decode_record(data: &[u8]) -> Result<WandbRecord, ()> {
                 let items = decode_items(body()?, ".")?;
                 let mut step = 0;
                 for g in proto::fields(body()?) {
-                    match g.map_err(drop)? {
-                        (2, Wire::Len(b)) => {
-                            for s in proto::fields(b) {
-                                if let (1, w) = s.map_err(drop)? {
-                                    step = w.as_u64().ok_or(())? as i64;
-                                }
+                    if let (2, Wire::Len(b)) = g.map_err(drop)? {
+                        for s in proto::fields(b) {
+                            if let (1, w) = s.map_err(drop)? {
+                                step = w.as_u64().ok_or(())? as i64;
                             }
                         }
-                        _ => {}
                     }
                 }
                 WandbRecord::History { items, step }

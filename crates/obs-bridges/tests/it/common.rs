@@ -119,9 +119,11 @@ pub(crate) fn run(with_end: bool) -> Vec<Event> {
             .data(data! { "trigger" => "overfitting" }),
     );
     if with_end {
-        out.push(at(EventType::TrainEnd, Some(2), None, &mut tick).severity(Severity::Success).data(
-            data! { "metrics" => data! { "accuracy" => 0.8 }, "duration_s" => 12.0 },
-        ));
+        out.push(
+            at(EventType::TrainEnd, Some(2), None, &mut tick)
+                .severity(Severity::Success)
+                .data(data! { "metrics" => data! { "accuracy" => 0.8 }, "duration_s" => 12.0 }),
+        );
     }
     out
 }
@@ -302,25 +304,34 @@ pub(crate) fn check_wandb(records: &[WandbRecord], run_id: &str, exit_code: i32)
     let R::Run { run_id: id, project, display_name, tags, config, start_time } = &records[0] else {
         panic!("first record is not the run: {:?}", records[0]);
     };
-    assert_eq!((id.as_str(), project.as_str(), display_name.as_str()), (run_id, "obs-test", "demo"));
+    assert_eq!(
+        (id.as_str(), project.as_str(), display_name.as_str()),
+        (run_id, "obs-test", "demo")
+    );
     assert_eq!(tags, &["a", "b"]);
     assert_eq!(config, &[("lr".to_owned(), "0.01".to_owned())]);
     assert!((start_time - (T0 + 0.25)).abs() < 1e-6, "{start_time}");
     assert!(matches!(records.last(), Some(R::Exit { exit_code: c, .. }) if *c == exit_code));
 
-    let configs: Vec<_> = records.iter().filter_map(|r| match r {
-        R::Config(items) => Some(items),
-        _ => None,
-    }).collect();
+    let configs: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            R::Config(items) => Some(items),
+            _ => None,
+        })
+        .collect();
     assert_eq!(configs.len(), 1);
     let keys: Vec<&str> = configs[0].iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["total_epochs", "model_info", "lr", "batch_size"]);
     assert_eq!(get(configs[0], "model_info"), Some(r#"{"name":"mlp","params":1234}"#));
 
-    let rows: Vec<(&Vec<(String, String)>, i64)> = records.iter().filter_map(|r| match r {
-        R::History { items, step } => Some((items, *step)),
-        _ => None,
-    }).collect();
+    let rows: Vec<(&Vec<(String, String)>, i64)> = records
+        .iter()
+        .filter_map(|r| match r {
+            R::History { items, step } => Some((items, *step)),
+            _ => None,
+        })
+        .collect();
     let n_rows = (EPOCHS * BATCHES + 1) as usize;
     assert_eq!(rows.len(), n_rows);
     let mut last_ts = 0.0;
@@ -390,12 +401,17 @@ pub(crate) fn check_wandb(records: &[WandbRecord], run_id: &str, exit_code: i32)
         assert!(get(&s, "final/accuracy").is_none());
     }
 
-    let lines: Vec<&str> = records.iter().filter_map(|r| match r {
-        R::Output(l) => Some(l.as_str()),
-        _ => None,
-    }).collect();
+    let lines: Vec<&str> = records
+        .iter()
+        .filter_map(|r| match r {
+            R::Output(l) => Some(l.as_str()),
+            _ => None,
+        })
+        .collect();
     assert_eq!(lines.len(), 2);
-    assert!(lines[0].starts_with("[observatory] WARNING loss_spike epoch=1 batch=2: Loss spiked\n"));
+    assert!(
+        lines[0].starts_with("[observatory] WARNING loss_spike epoch=1 batch=2: Loss spiked\n")
+    );
     assert!(lines[0].contains("  - clip gradients\n"));
     assert!(lines[1].starts_with("[observatory] DANGER overfitting epoch=2"));
 }

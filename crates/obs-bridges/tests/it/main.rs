@@ -2,9 +2,8 @@
 //! replay of stored runs, and bounded memory on large runs.
 
 mod common;
-#[cfg(feature = "tensorboard")]
-mod tensorboard;
-#[cfg(feature = "wandb")]
-mod wandb;
-#[cfg(all(feature = "tensorboard", feature = "wandb"))]
+mod large;
 mod realtools;
+mod replay;
+mod tensorboard;
+mod wandb;

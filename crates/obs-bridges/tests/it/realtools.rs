@@ -40,7 +40,9 @@ pub(crate) fn python() -> Option<PathBuf> {
         None => "OBS_PYTHON is not set".to_owned(),
     };
     if ci {
-        panic!("{why}: the real-tool checks of the bridges must run in CI (use `cargo xtask test`)");
+        panic!(
+            "{why}: the real-tool checks of the bridges must run in CI (use `cargo xtask test`)"
+        );
     }
     eprintln!(
         "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
@@ -247,15 +249,24 @@ fn check_wandb_run(python: &Path, with_end: bool) {
     let s = &out["summary"];
     assert_eq!(s["state"], if with_end { "finished" } else { "failed" }, "{s}");
     assert_eq!(s["exit_code"], exit_code);
-    assert_eq!((&s["project"], &s["name"], &s["run_id"]), (&"obs-test".into(), &"demo".into(), &wb.run_id().into()));
+    assert_eq!(
+        (&s["project"], &s["name"], &s["run_id"]),
+        (&"obs-test".into(), &"demo".into(), &wb.run_id().into())
+    );
     assert_eq!(s["step"], 12);
     assert_eq!(s["console_lines"], 5);
     let config = &s["config"];
-    assert_eq!((&config["lr"], &config["batch_size"], &config["total_epochs"]), (&0.01.into(), &32.into(), &3.into()));
+    assert_eq!(
+        (&config["lr"], &config["batch_size"], &config["total_epochs"]),
+        (&0.01.into(), &32.into(), &3.into())
+    );
     assert_eq!(config["model_info"]["name"], "mlp");
     let summary = &s["summary"];
     assert_eq!(f(&summary["metrics/loss"]), common::epoch_loss(common::EPOCHS - 1));
-    assert_eq!(f(&summary["batch/loss"]), common::batch_loss(common::EPOCHS - 1, common::BATCHES - 1));
+    assert_eq!(
+        f(&summary["batch/loss"]),
+        common::batch_loss(common::EPOCHS - 1, common::BATCHES - 1)
+    );
     assert!(f(&summary["metrics/val/loss"]).is_nan());
     assert_eq!(summary["health/warnings"], 2);
     assert_eq!(summary["health/last_warning"]["rule"], "overfitting");

@@ -19,8 +19,18 @@ pub(crate) fn seen(events: &[TbEvent]) -> TbSeen {
             let tag = v.tag.clone();
             match &v.kind {
                 TbValueKind::Scalar(x) => seen.scalars.entry(tag).or_default().push((e.step, *x)),
-                TbValueKind::Text(t) => seen.texts.entry(tag).or_default().push((e.step, t.clone())),
-                TbValueKind::Histogram { min, max, num, sum, sum_squares, bucket_limit, bucket } => {
+                TbValueKind::Text(t) => {
+                    seen.texts.entry(tag).or_default().push((e.step, t.clone()))
+                }
+                TbValueKind::Histogram {
+                    min,
+                    max,
+                    num,
+                    sum,
+                    sum_squares,
+                    bucket_limit,
+                    bucket,
+                } => {
                     seen.histograms.entry(tag).or_default().push((
                         e.step,
                         Hist {
@@ -146,7 +156,10 @@ fn bridges_never_share_or_overwrite_a_file() {
     }
     for p in &paths {
         let name = p.file_name().unwrap().to_str().unwrap();
-        assert!(name.starts_with("events.out.tfevents.") && name.contains(&std::process::id().to_string()));
+        assert!(
+            name.starts_with("events.out.tfevents.")
+                && name.contains(&std::process::id().to_string())
+        );
     }
 }
 
@@ -164,7 +177,10 @@ fn an_unwritable_directory_is_a_clear_error() {
     let file = dir.path().join("not_a_dir");
     std::fs::write(&file, b"x").unwrap();
     let err = TensorBoardBridge::create(file.join("logs")).unwrap_err();
-    assert!(matches!(err, BridgeError::CreateDir { ref path, .. } if path == &file.join("logs")), "{err:?}");
+    assert!(
+        matches!(err, BridgeError::CreateDir { ref path, .. } if path == &file.join("logs")),
+        "{err:?}"
+    );
     assert!(err.to_string().starts_with("could not create directory"), "{err}");
 }
 

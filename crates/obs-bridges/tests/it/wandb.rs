@@ -39,7 +39,11 @@ fn a_replayed_run_reads_back_exactly_in_the_wandb_layout() {
     // offline-run-YYYYMMDD_HHMMSS-<id>
     let stamp = name.strip_prefix("offline-run-").unwrap().strip_suffix(&format!("-{id}")).unwrap();
     assert_eq!(stamp.len(), 15);
-    assert!(stamp.chars().enumerate().all(|(i, c)| if i == 8 { c == '_' } else { c.is_ascii_digit() }));
+    assert!(stamp.chars().enumerate().all(|(i, c)| if i == 8 {
+        c == '_'
+    } else {
+        c.is_ascii_digit()
+    }));
     assert_eq!(wb.run_dir().parent().unwrap(), dir.path().join("wandb"));
     assert!(wb.run_dir().join("files").is_dir());
     assert_eq!(wb.path(), wb.run_dir().join(format!("run-{id}.wandb")));
@@ -138,24 +142,41 @@ fn records_run_id(records: &[WandbRecord]) -> &str {
 #[test]
 fn an_empty_run_still_has_a_run_record_and_an_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut wb = WandbBridge::builder("p").dir(dir.path()).started_at(1_740_000_000.0).create().unwrap();
-    assert!(wb.run_dir().file_name().unwrap().to_str().unwrap().starts_with("offline-run-20250219_212000-"));
+    let mut wb =
+        WandbBridge::builder("p").dir(dir.path()).started_at(1_740_000_000.0).create().unwrap();
+    assert!(
+        wb.run_dir()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("offline-run-20250219_212000-")
+    );
     wb.close().unwrap();
     let records = read_run_file(wb.path()).unwrap();
-    assert!(matches!(&records[0], WandbRecord::Run { start_time, .. } if *start_time == 1_740_000_000.0));
+    assert!(
+        matches!(&records[0], WandbRecord::Run { start_time, .. } if *start_time == 1_740_000_000.0)
+    );
     assert_eq!(exit_code(&records), Some(1));
-    assert!(matches!(wb.write_event(&Event::new(EventType::TrainEnd, LogLevel::Basic)), Err(BridgeError::Closed)));
+    assert!(matches!(
+        wb.write_event(&Event::new(EventType::TrainEnd, LogLevel::Basic)),
+        Err(BridgeError::Closed)
+    ));
 }
 
 #[test]
 fn runs_never_overwrite_each_other() {
     let dir = tempfile::tempdir().unwrap();
     let runs: Vec<_> = (0..20).map(|_| demo(dir.path())).collect();
-    let dirs: std::collections::HashSet<_> = runs.iter().map(|r| r.run_dir().to_path_buf()).collect();
+    let dirs: std::collections::HashSet<_> =
+        runs.iter().map(|r| r.run_dir().to_path_buf()).collect();
     assert_eq!(dirs.len(), 20);
     let fixed = WandbBridge::builder("p").run_id("fixed-id_1").dir(dir.path()).create().unwrap();
     let again = WandbBridge::builder("p").run_id("fixed-id_1").dir(dir.path()).create();
-    assert!(matches!(again, Err(BridgeError::AlreadyExists { ref path }) if path == fixed.run_dir()), "{again:?}");
+    assert!(
+        matches!(again, Err(BridgeError::AlreadyExists { ref path }) if path == fixed.run_dir()),
+        "{again:?}"
+    );
     for bad in ["", "a/b", "../x", "white space", &"x".repeat(65)] {
         let r = WandbBridge::builder("p").run_id(bad).dir(dir.path()).create();
         assert!(matches!(r, Err(BridgeError::InvalidRunId(_))), "{bad:?}");
@@ -172,7 +193,10 @@ fn an_unwritable_directory_is_a_clear_error() {
     let file = dir.path().join("file");
     std::fs::write(&file, b"x").unwrap();
     let err = WandbBridge::builder("p").dir(&file).create().unwrap_err();
-    assert!(matches!(err, BridgeError::CreateDir { ref path, .. } if path == &file.join("wandb")), "{err:?}");
+    assert!(
+        matches!(err, BridgeError::CreateDir { ref path, .. } if path == &file.join("wandb")),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -218,6 +242,9 @@ fn backend_errors_after_close() {
     let dir = tempfile::tempdir().unwrap();
     let mut wb = demo(dir.path());
     Backend::close(&mut wb).unwrap();
-    assert!(matches!(wb.write(&[Event::new(EventType::EpochEnd, LogLevel::Basic)]), Err(obs_core::BackendError::Closed)));
+    assert!(matches!(
+        wb.write(&[Event::new(EventType::EpochEnd, LogLevel::Basic)]),
+        Err(obs_core::BackendError::Closed)
+    ));
     assert!(Backend::flush(&mut wb).is_err());
 }
