@@ -151,4 +151,12 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn memory_stays_bounded_by_the_cap_on_a_huge_line() {
+        let input = vec![b'{'; 8 << 20];
+        let mut r = LineReader::new(input.as_slice(), 1000, 0, 0);
+        assert!(matches!(r.next_line().unwrap(), Line::Eof { partial } if partial == 8 << 20));
+        assert!(r.line.capacity() <= 4 * READ_BUF, "{}", r.line.capacity());
+    }
 }

@@ -562,9 +562,12 @@ fn ends_with_newline(path: &Path, size: u64) -> io::Result<bool> {
     Ok(last[0] == b'\n')
 }
 
-/// Complete non-blank lines of a file, and its length.
+/// Complete non-blank lines of a file, and its length. Reads no further than the length the
+/// file has now, so a device (`/dev/full` reads zeros forever) or a growing file cannot hold it.
 fn count_lines(path: &Path) -> io::Result<(u64, u64)> {
-    let mut f = File::open(path)?;
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    let mut f = file.take(size);
     let mut buf = vec![0u8; 64 * 1024];
     let (mut lines, mut len, mut content) = (0u64, 0u64, false);
     loop {
