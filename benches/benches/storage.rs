@@ -1,0 +1,103 @@
+//! Tiered storage costs.
+//!
+//! - `storage/backend_write_512/*`: events per second that `TieredStorage` encodes and writes to
+//!   the page cache when the bus hands it batches of 512 small debug-tier events
+//!   (`Backend::write` called directly, final flush included). Target: at least 1 million
+//!   events/s. `default` keeps the reference's promptness (every tier written to the OS each 50
+//!   buffered events); `bytes_only` writes only when a tier's 64 KiB buffer fills.
+//! - `storage/logger_event_in_bursts`: the training thread's cost of recording one small event
+//!   (`on_gradient_computed`: build, stamp, send) into a `TrainingLogger` whose bus feeds a
+//!   `TieredStorage`, in bursts of 1024 events (a training step's worth) after which the bus
+//!   catches up, untimed. Target: median at most 250 ns. A sustained flood faster than the
+//!   storage can write is instead bounded by the storage's own rate (back-pressure).
+//!
+//! Each sample starts from truncated files (`OpenMode::Overwrite`) so the files stay small.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use obs_core::{Backend, Event, EventType, LogLevel, TrainingLogger};
+use obs_storage::{DEFAULT_BUFFER_SIZE, OpenMode, StorageConfig, TieredStorage};
+
+const BATCH: usize = 512;
+
+const BURST: u64 = 1024;
+
+fn storage(dir: &Path, buffer_size: usize) -> TieredStorage {
+    let config = StorageConfig::new(dir).mode(OpenMode::Overwrite).buffer_size(buffer_size);
+    TieredStorage::with_config(config).expect("open storage")
+}
+
+/// A batch of small debug-tier events, as the logger builds them.
+fn batch() -> Vec<Event> {
+    (0..BATCH as u64)
+        .map(|i| {
+            Event::new(EventType::GradientComputed, LogLevel::Detailed)
+                .at(Some(3), Some(i))
+                .layer("dense_0", None)
+                .field("grad_norm", 0.001 * i as f64)
+        })
+        .collect()
+}
+
+fn backend_write(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = batch();
+    let mut group = c.benchmark_group("storage");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (name, buffer_size) in [("default", DEFAULT_BUFFER_SIZE), ("bytes_only", usize::MAX)] {
+        group.bench_function(format!("backend_write_512/{name}"), |b| {
+            b.iter_custom(|iters| {
+                let mut s = storage(dir.path(), buffer_size);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    s.write(black_box(&events)).expect("write");
+                }
+                Backend::flush(&mut s).expect("flush");
+                let elapsed = start.elapsed();
+                s.close().expect("close");
+                elapsed
+            })
+        });
+    }
+    group.finish();
+}
+
+fn logger_event(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut group = c.benchmark_group("storage");
+    group.bench_function("logger_event_in_bursts", |b| {
+        b.iter_custom(|iters| {
+            let logger = TrainingLogger::new(LogLevel::Detailed).expect("logger");
+            logger.add_backend(storage(dir.path(), DEFAULT_BUFFER_SIZE)).expect("add storage");
+            logger.on_epoch_start(0);
+            logger.flush().expect("flush");
+            let mut x = 0.5f64;
+            let mut elapsed = Duration::ZERO;
+            let mut left = iters;
+            while left > 0 {
+                let n = left.min(BURST);
+                left -= n;
+                let start = Instant::now();
+                for _ in 0..n {
+                    x = x * 0.999 + 0.0005;
+                    logger.on_gradient_computed(black_box("dense_0"), black_box(x));
+                }
+                elapsed += start.elapsed();
+                logger.flush().expect("flush");
+            }
+            logger.close().expect("close");
+            elapsed
+        })
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = backend_write, logger_event
+}
+criterion_main!(benches);
