@@ -298,16 +298,17 @@ impl TieredStorage {
             slot.buf.truncate(start);
             return Err(StorageError::Encode(e.to_string()));
         }
+        slot.buf_events += 1;
         if let Some(limit) = self.config.rotate_bytes {
             let before = slot.segment_bytes + start as u64;
             let line = (slot.buf.len() - start) as u64;
             if before > 0 && before + line > limit {
-                let events = slot.buf_events;
-                slot.write_prefix(start, events, counters)?;
+                // Everything but the new line goes to the current segment; on failure the new
+                // line stays buffered (and counted) and rotation is retried with the next event.
+                slot.write_prefix(start, slot.buf_events - 1, counters)?;
                 rotate(slot, &self.shared.run_dir, &self.config)?;
             }
         }
-        slot.buf_events += 1;
         Ok(())
     }
 
