@@ -1,0 +1,76 @@
+#![doc = include_str!("../README.md")]
+
+/// Events, levels, the backend trait, the event bus, `TrainingLogger` and the statistics
+/// kernels (the `obs-core` crate; always present).
+pub use obs_core as core;
+
+/// `AdaptiveLogger` and `AnomalyConfig` (the `obs-adaptive` crate; feature `adaptive`).
+#[cfg(feature = "adaptive")]
+pub use obs_adaptive as adaptive;
+
+/// `AutoHealthWarnings`, `WarningConfig` and the rules (the `obs-health` crate; feature
+/// `health`).
+#[cfg(feature = "health")]
+pub use obs_health as health;
+
+/// `EpochSummarizer` and `EpochSummary` (the `obs-summary` crate; feature `summary`).
+#[cfg(feature = "summary")]
+pub use obs_summary as summary;
+
+/// `TieredStorage` and the log reader (the `obs-storage` crate; feature `storage`).
+#[cfg(feature = "storage")]
+pub use obs_storage as storage;
+
+/// `DashboardExporter` and the from-logs renderer (the `obs-dashboard` crate; feature
+/// `dashboard`).
+#[cfg(feature = "dashboard")]
+pub use obs_dashboard as dashboard;
+
+/// `TrainingFingerprint`: capture, text, JSON, diff (the `obs-fingerprint` crate; feature
+/// `fingerprint`).
+#[cfg(feature = "fingerprint")]
+pub use obs_fingerprint as fingerprint;
+
+/// `TensorBoardBridge` and `WandbBridge` (the `obs-bridges` crate; features `tensorboard` and
+/// `wandb`, both in `bridges`).
+#[cfg(any(feature = "tensorboard", feature = "wandb"))]
+pub use obs_bridges as bridges;
+
+pub use obs_core::data;
+
+/// The types a training loop needs, for `use observatory::prelude::*;`.
+///
+/// Each feature adds its own types; with every feature on (the default) this is the whole
+/// pipeline of the reference's "full integration" example.
+pub mod prelude {
+    pub use obs_core::{
+        Activation, Backend, BackendError, Data, Event, EventType, LogLevel, Severity, TensorStats,
+        TensorView, Tier, TrainingLogger, Value, data,
+    };
+
+    #[cfg(feature = "adaptive")]
+    pub use obs_adaptive::{AdaptiveLogger, AnomalyConfig, Trigger};
+
+    #[cfg(feature = "health")]
+    pub use obs_health::{
+        ActivationStats, AutoHealthWarnings, BatchInput, HealthWarning, WarningConfig,
+    };
+
+    #[cfg(feature = "summary")]
+    pub use obs_summary::{EpochSummarizer, EpochSummary};
+
+    #[cfg(feature = "storage")]
+    pub use obs_storage::{LogReader, OpenMode, StorageConfig, TieredStorage};
+
+    #[cfg(feature = "dashboard")]
+    pub use obs_dashboard::{DashboardConfig, DashboardExporter};
+
+    #[cfg(feature = "fingerprint")]
+    pub use obs_fingerprint::TrainingFingerprint;
+
+    #[cfg(feature = "tensorboard")]
+    pub use obs_bridges::TensorBoardBridge;
+
+    #[cfg(feature = "wandb")]
+    pub use obs_bridges::WandbBridge;
+}
