@@ -174,67 +174,21 @@ impl TieredStorage {
             _ => base.clone(),
         };
         let shared = Arc::new(Shared::new(run_dir.clone(), config.names.clone()));
-        let enabled = |tier| tier != Tier::Debug || config.write_debug;
-        let mut tiers: [Option<TierWriter>; 3] = [None, None, None];
-        match config.mode {
-            OpenMode::CreateNew | OpenMode::RunDir => {
-                let existing = existing_logs(&run_dir, &config)?;
-                if !existing.is_empty() {
-                    return Err(StorageError::ExistingLogs { dir: run_dir, files: existing });
+        let opened = match config.mode {
+            OpenMode::CreateNew | OpenMode::RunDir => create_fresh(&run_dir, &config),
+            OpenMode::Overwrite => open_overwrite(&run_dir, &config),
+            OpenMode::Append => open_append(&run_dir, &config, &shared),
+        };
+        let tiers = match opened {
+            Ok(tiers) => tiers,
+            Err(e) => {
+                if config.mode == OpenMode::RunDir {
+                    // Nothing of ours is left in it; `remove_dir` refuses if anything else is.
+                    let _ = std::fs::remove_dir(&run_dir);
                 }
-                let mut created = Vec::new();
-                for tier in Tier::ALL.into_iter().filter(|t| enabled(*t)) {
-                    let path = run_dir.join(config.names.name(tier));
-                    match OpenOptions::new().write(true).create_new(true).open(&path) {
-                        Ok(f) => {
-                            created.push(path.clone());
-                            tiers[crate::tier_index(tier)] =
-                                Some(writer(tier, 0, path, f, 0, &config));
-                        }
-                        Err(e) => {
-                            // Lost a race with another process: leave its files alone, remove ours.
-                            for p in &created {
-                                let _ = std::fs::remove_file(p);
-                            }
-                            if e.kind() == io::ErrorKind::AlreadyExists {
-                                return Err(StorageError::ExistingLogs {
-                                    dir: run_dir,
-                                    files: vec![path],
-                                });
-                            }
-                            return Err(StorageError::io("creating", path, e));
-                        }
-                    }
-                }
+                return Err(e);
             }
-            OpenMode::Overwrite => {
-                for tier in Tier::ALL {
-                    for (n, path) in config.names.segments(&run_dir, tier)? {
-                        if n > 0 || !enabled(tier) {
-                            std::fs::remove_file(&path)
-                                .map_err(|e| StorageError::io("removing", &path, e))?;
-                        }
-                    }
-                }
-                remove_if_exists(&run_dir.join(FINGERPRINT_FILE))?;
-                for tier in Tier::ALL.into_iter().filter(|t| enabled(*t)) {
-                    let path = run_dir.join(config.names.name(tier));
-                    let f = OpenOptions::new()
-                        .write(true)
-                        .create(true)
-                        .truncate(true)
-                        .open(&path)
-                        .map_err(|e| StorageError::io("creating", &path, e))?;
-                    tiers[crate::tier_index(tier)] = Some(writer(tier, 0, path, f, 0, &config));
-                }
-            }
-            OpenMode::Append => {
-                for tier in Tier::ALL.into_iter().filter(|t| enabled(*t)) {
-                    let w = open_for_append(&run_dir, tier, &config, shared.tier(tier))?;
-                    tiers[crate::tier_index(tier)] = Some(w);
-                }
-            }
-        }
+        };
         let mut storage = TieredStorage { tiers, shared, config, closed: false };
         if storage.config.mode == OpenMode::Append {
             storage.write_boundaries()?;
@@ -460,6 +414,79 @@ impl Drop for TieredStorage {
         // A storage used without a bus still keeps what it buffered.
         let _ = self.close_inner();
     }
+}
+
+type Tiers = [Option<TierWriter>; 3];
+
+fn enabled(tier: Tier, config: &StorageConfig) -> bool {
+    tier != Tier::Debug || config.write_debug
+}
+
+/// [`OpenMode::CreateNew`] and [`OpenMode::RunDir`]: new files in a directory without logs.
+fn create_fresh(dir: &Path, config: &StorageConfig) -> Result<Tiers, StorageError> {
+    let existing = existing_logs(dir, config)?;
+    if !existing.is_empty() {
+        return Err(StorageError::ExistingLogs { dir: dir.to_owned(), files: existing });
+    }
+    let mut tiers: Tiers = [None, None, None];
+    let mut created = Vec::new();
+    for tier in Tier::ALL.into_iter().filter(|t| enabled(*t, config)) {
+        let path = dir.join(config.names.name(tier));
+        match OpenOptions::new().write(true).create_new(true).open(&path) {
+            Ok(f) => {
+                created.push(path.clone());
+                tiers[crate::tier_index(tier)] = Some(writer(tier, 0, path, f, 0, config));
+            }
+            Err(e) => {
+                // Lost a race with another process: leave its files alone, remove ours.
+                for p in &created {
+                    let _ = std::fs::remove_file(p);
+                }
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    return Err(StorageError::ExistingLogs {
+                        dir: dir.to_owned(),
+                        files: vec![path],
+                    });
+                }
+                return Err(StorageError::io("creating", path, e));
+            }
+        }
+    }
+    Ok(tiers)
+}
+
+/// [`OpenMode::Overwrite`]: removes every trace of the earlier run, then truncates.
+fn open_overwrite(dir: &Path, config: &StorageConfig) -> Result<Tiers, StorageError> {
+    for tier in Tier::ALL {
+        for (n, path) in config.names.segments(dir, tier)? {
+            if n > 0 || !enabled(tier, config) {
+                std::fs::remove_file(&path).map_err(|e| StorageError::io("removing", &path, e))?;
+            }
+        }
+    }
+    remove_if_exists(&dir.join(FINGERPRINT_FILE))?;
+    let mut tiers: Tiers = [None, None, None];
+    for tier in Tier::ALL.into_iter().filter(|t| enabled(*t, config)) {
+        let path = dir.join(config.names.name(tier));
+        let f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(|e| StorageError::io("creating", &path, e))?;
+        tiers[crate::tier_index(tier)] = Some(writer(tier, 0, path, f, 0, config));
+    }
+    Ok(tiers)
+}
+
+/// [`OpenMode::Append`]: the newest segment of each tier, counted into `shared`.
+fn open_append(dir: &Path, config: &StorageConfig, shared: &Shared) -> Result<Tiers, StorageError> {
+    let mut tiers: Tiers = [None, None, None];
+    for tier in Tier::ALL.into_iter().filter(|t| enabled(*t, config)) {
+        tiers[crate::tier_index(tier)] =
+            Some(open_for_append(dir, tier, config, shared.tier(tier))?);
+    }
+    Ok(tiers)
 }
 
 fn writer(

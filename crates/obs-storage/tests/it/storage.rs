@@ -308,3 +308,36 @@ fn a_full_disk_is_reported_through_the_logger() {
     assert_eq!(handle.summary().basic.events, 1);
     let _ = logger.close();
 }
+
+#[test]
+fn racing_openers_never_share_a_directory() {
+    for round in 0..10 {
+        let dir = tempfile::tempdir().unwrap();
+        let barrier = std::sync::Barrier::new(4);
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|i| {
+                    let (barrier, base) = (&barrier, dir.path());
+                    s.spawn(move || {
+                        let mode = if i % 2 == 0 { OpenMode::CreateNew } else { OpenMode::RunDir };
+                        barrier.wait();
+                        TieredStorage::with_config(StorageConfig::new(base).mode(mode))
+                            .map(|s| s.run_dir().to_owned())
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let direct = won.iter().filter(|p| **p == dir.path()).count();
+        assert_eq!(direct, 1, "round {round}: exactly one CreateNew wins: {results:?}");
+        for r in &results {
+            if let Err(e) = r {
+                assert!(matches!(e, StorageError::ExistingLogs { .. }), "{e}");
+            }
+        }
+        won.sort();
+        won.dedup();
+        assert_eq!(won.len(), 3, "round {round}: the two run dirs are distinct: {results:?}");
+    }
+}
