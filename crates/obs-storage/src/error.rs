@@ -106,10 +106,6 @@ pub enum StorageError {
         /// The file that could not be written.
         path: PathBuf,
     },
-
-    /// The storage was already closed.
-    #[error("the storage is closed")]
-    Closed,
 }
 
 impl StorageError {
