@@ -504,15 +504,17 @@
         }
       } else {
         if (s.lo) {
-          // The min-max band: one sliver per bucket, so a single spike stays visible.
-          ctx.fillStyle = alpha(col, 0.22);
+          // The min-max band: one sliver per bucket, so a single spike stays visible. Narrow
+          // slivers are drawn stronger: a one-pixel spike must not fade away.
+          ctx.fillStyle = alpha(col, bw < 3 ? 0.5 : 0.22);
+          var sliver = Math.max(bw, 1.2);
           for (var j = r[0]; j <= r[1]; j++) {
             if (!ok(s.v[j]) || s.n[j] < 2) continue;
             var lo = ok(s.lo[j]) ? s.lo[j] : self.y0, hi = s.hi[j];
             if (!ok(hi)) continue;
             var bx = self.px(bucketX(s, j, self.axis));
             var top = self.py(hi), bot = self.py(lo);
-            ctx.fillRect(bx - bw / 2, top, bw, Math.max(1, bot - top));
+            ctx.fillRect(bx - sliver / 2, top, sliver, Math.max(1, bot - top));
             marks++;
           }
         }
@@ -793,12 +795,57 @@
       return n;
     } catch (e) { return -1; }
   }
+  // Exercises hover, legend and zoom with synthetic events; only when the page is opened with
+  // `#selftest` (the browser tests do), never for people.
+  function interactionTest(charts) {
+    var out = {};
+    var line = charts.filter(function (c) { return c.kind === 'line'; })[0];
+    if (!line) return out;
+    var rect = line.overlay.getBoundingClientRect(), m = line.margin;
+    var y = rect.top + line.H / 2;
+    function at(type, fx, target, extra) {
+      var ev = new MouseEvent(type, {
+        bubbles: true, cancelable: true, button: 0, shiftKey: !!(extra && extra.shift),
+        clientX: rect.left + m.l + (line.W - m.l - m.r) * fx, clientY: y
+      });
+      (target || line.overlay).dispatchEvent(ev);
+    }
+    at('mousemove', 0.5);
+    out.tooltip = !tooltip.hidden && tooltip.querySelectorAll('.t-row').length > 0;
+    at('mouseleave', 0.5);
+    out.tooltipHides = tooltip.hidden;
+    var button = line.legend.querySelector('button');
+    var before = line.marks;
+    button.click();
+    out.legendHides = line.hidden[0] === true && button.getAttribute('aria-pressed') === 'false' &&
+      (line.spec.series.length > 1 ? line.marks < before : line.marks === 0);
+    button.click();
+    out.legendShows = line.hidden[0] === false && line.marks === before;
+    var axis = line.axis, full = axis.hi - axis.lo;
+    at('mousedown', 0.25);
+    at('mousemove', 0.5);
+    at('mouseup', 0.5, window);
+    out.zoom = axis.hi - axis.lo < full && axis.zoomed();
+    out.linked = axis.charts.every(function (c) { return c.axis.lo === axis.lo; });
+    var lo = axis.lo;
+    at('mousedown', 0.5, null, { shift: true });
+    at('mousemove', 0.3, null, { shift: true });
+    at('mouseup', 0.3, window);
+    out.pan = axis.lo > lo;
+    line.overlay.dispatchEvent(new MouseEvent('dblclick', { bubbles: true }));
+    out.reset = !axis.zoomed();
+    return out;
+  }
   function finish(charts) {
+    report.ms = Math.round((performance.now() - T0) * 10) / 10;
     charts.forEach(function (c) {
       var id = c.host.getAttribute('data-chart');
       report.charts[id] = { kind: c.kind, series: c.spec.series.length, marks: c.marks, pixels: countPixels(c.canvas) };
     });
-    report.ms = Math.round((performance.now() - T0) * 10) / 10;
+    report.checkMs = Math.round((performance.now() - T0) * 10) / 10;
+    if (location.hash === '#selftest') {
+      try { report.interaction = interactionTest(charts); } catch (e) { obs.errors.push('selftest: ' + e); }
+    }
     report.sinceNavigation = Math.round(performance.now());
     report.alerts = obs.alerts;
     report.consoleErrors = obs.consoleErrors;

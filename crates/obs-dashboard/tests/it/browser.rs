@@ -60,8 +60,13 @@ struct Loaded {
 /// Loads `page` in headless Chromium with every network path closed, and returns what the page
 /// reported about itself.
 fn load(browser: &Path, page: &Path) -> Loaded {
+    load_url(browser, page, "")
+}
+
+/// [`load`] with a URL fragment (`#selftest` makes the page exercise its own interactions).
+fn load_url(browser: &Path, page: &Path, fragment: &str) -> Loaded {
     let profile = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", page.canonicalize().unwrap().display());
+    let url = format!("file://{}{fragment}", page.canonicalize().unwrap().display());
     let mut child = Command::new(browser)
         .args([
             "--headless",
@@ -190,8 +195,14 @@ fn a_hostile_run_draws_every_chart_and_no_payload_executes() {
     for id in ["loss", "accuracy", "timing", "epoch-metrics", "batch", "grad", "health"] {
         assert!(chart(&page_data(&html), id).is_some(), "{id}");
     }
-    let loaded = load(&browser, &write(dir.path(), "hostile.html", &html));
+    let loaded = load_url(&browser, &write(dir.path(), "hostile.html", &html), "#selftest");
     assert_clean(&loaded, &html);
+    // Hover shows values, the legend hides and shows a series, drag zooms every chart of the
+    // axis, shift-drag pans, double-click resets.
+    let interaction = &loaded.report["interaction"];
+    for check in ["tooltip", "tooltipHides", "legendHides", "legendShows", "zoom", "linked", "pan", "reset"] {
+        assert_eq!(interaction[check], true, "{check}: {interaction}");
+    }
 }
 
 #[test]
