@@ -171,6 +171,8 @@ pub struct AdaptiveLogger {
     last_anomaly_step: Option<u64>,
     /// Whether the current step was escalated at any point.
     step_escalated: bool,
+    /// The batch `on_batch_end` was given, for anomalies found before the base logger learns it.
+    batch_hint: Option<u64>,
 
     layers: HashMap<String, LayerState>,
     losses: RollingWindow,
@@ -194,7 +196,7 @@ impl fmt::Debug for AdaptiveLogger {
     }
 }
 
-fn finite_or_nan_count(stats: &TensorStats) -> Data {
+fn non_finite_counts(stats: &TensorStats) -> Data {
     let mut d = Data::with_capacity(2);
     d.insert("nan_count", stats.nan);
     d.insert("inf_count", stats.inf);
@@ -227,6 +229,7 @@ impl AdaptiveLogger {
             escalated: false,
             last_anomaly_step: None,
             step_escalated: false,
+            batch_hint: None,
             layers: HashMap::new(),
             dedup: HashMap::new(),
             pending: Vec::new(),
@@ -384,7 +387,9 @@ impl AdaptiveLogger {
         self.latest.clear();
         self.batch_hooks = true;
         self.open = true;
+        self.batch_hint = Some(batch);
         self.check_metrics(EventType::BatchEnd, &metrics, true);
+        self.batch_hint = None;
         self.base.on_batch_end(batch, metrics);
         self.emit_latest();
         self.advance();
@@ -455,7 +460,7 @@ impl AdaptiveLogger {
                     "NaN/Inf in the gradient of '{layer_name}' ({} NaN, {} Inf)",
                     stats.nan, stats.inf
                 ),
-                extra: finite_or_nan_count(&stats),
+                extra: non_finite_counts(&stats),
             });
         } else {
             self.check_grad_norm(EventType::LayerBackward, layer_name, Some(layer_index), stats.l2);
@@ -626,7 +631,7 @@ impl AdaptiveLogger {
                     "NaN/Inf in the output of '{name}' ({} NaN, {} Inf)",
                     stats.nan, stats.inf
                 ),
-                extra: finite_or_nan_count(stats),
+                extra: non_finite_counts(stats),
             });
         }
         let threshold = self.config.zeros_pct_threshold;
@@ -759,7 +764,7 @@ impl AdaptiveLogger {
         let layer = Some((name, Some(index)));
         let bad_update = update_norm.filter(|u| !u.is_finite());
         if stats.has_non_finite() || bad_update.is_some() {
-            let mut extra = finite_or_nan_count(stats);
+            let mut extra = non_finite_counts(stats);
             if let Some(u) = bad_update {
                 extra.insert("update_norm", u);
             }
@@ -900,7 +905,7 @@ impl AdaptiveLogger {
             value: f.value,
             threshold: f.threshold,
             epoch: self.base.current_epoch(),
-            batch: self.base.current_batch(),
+            batch: self.batch_hint.or_else(|| self.base.current_batch()),
             step,
             repeats,
             emitted,

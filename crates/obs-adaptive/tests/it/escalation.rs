@@ -387,3 +387,18 @@ fn batch_start_alone_also_marks_steps() {
     assert!(!logger.is_escalated());
     assert_eq!(logger.get_anomaly_summary().batches, 3);
 }
+
+#[test]
+fn anomalies_found_at_batch_end_carry_its_batch_without_batch_start() {
+    let (mut logger, counting) = adaptive(None);
+    logger.on_epoch_start(2);
+    for b in 0..5 {
+        logger.on_batch_end(b, data! { "loss" => 1.0 });
+    }
+    logger.on_batch_end(5, data! { "loss" => f64::NAN });
+    assert_eq!(logger.latest_anomalies()[0].batch, Some(5));
+    assert_eq!(logger.latest_anomalies()[0].epoch, Some(2));
+    logger.flush().unwrap();
+    let t = counting.tally();
+    assert_eq!(t.health.iter().map(pos).collect::<Vec<_>>(), [Some((2, 5))]);
+}
