@@ -7,20 +7,20 @@
 //! flushed into `u64` at the end of every block.
 
 use std::arch::x86_64::{
-    __m256, __m256d, __m256i, _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_LT_OQ, _CMP_NLT_UQ, _CMP_UNORD_Q,
-    _mm256_add_pd, _mm256_and_pd, _mm256_and_ps, _mm256_blendv_pd, _mm256_blendv_ps,
+    __m256, __m256d, __m256i, _CMP_EQ_OQ, _CMP_GT_OQ, _CMP_LT_OQ, _CMP_UNORD_Q, _MM_HINT_T0,
+    _mm_prefetch, _mm256_add_pd, _mm256_and_pd, _mm256_and_ps, _mm256_blendv_pd, _mm256_blendv_ps,
     _mm256_castpd_si256, _mm256_castps_si256, _mm256_castps256_ps128, _mm256_castsi256_pd,
     _mm256_castsi256_ps, _mm256_cmp_pd, _mm256_cmp_ps, _mm256_cvtps_pd, _mm256_extractf128_ps,
     _mm256_loadu_pd, _mm256_loadu_ps, _mm256_max_pd, _mm256_max_ps, _mm256_min_pd, _mm256_min_ps,
-    _mm256_movemask_pd, _mm256_movemask_ps, _mm256_mul_pd, _mm256_or_pd, _mm256_or_ps,
-    _mm256_set1_epi32, _mm256_set1_epi64x, _mm256_set1_pd, _mm256_set1_ps, _mm256_setzero_pd,
-    _mm256_setzero_ps, _mm256_setzero_si256, _mm256_storeu_pd, _mm256_storeu_ps,
-    _mm256_storeu_si256, _mm256_sub_epi32, _mm256_sub_epi64, _mm256_sub_pd,
+    _mm256_mul_pd, _mm256_or_pd, _mm256_or_ps, _mm256_set1_epi32, _mm256_set1_epi64x,
+    _mm256_set1_pd, _mm256_set1_ps, _mm256_setzero_pd, _mm256_setzero_ps, _mm256_setzero_si256,
+    _mm256_storeu_pd, _mm256_storeu_ps, _mm256_storeu_si256, _mm256_sub_epi32, _mm256_sub_epi64,
+    _mm256_sub_pd,
 };
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::driver::{
-    BlockKernel, LANES, Lanes, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
+    BlockKernel, LANES, Lanes, Mask, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
 };
 
 /// Proof that the CPU supports AVX2: only [`Avx2::get`] creates one.
@@ -83,6 +83,45 @@ fn store_ps(dst: &mut [f32; 8], v: __m256) {
     // SAFETY: `dst` is an exclusive reference to 8 f32 (32 writable bytes); `storeu` accepts
     // any alignment.
     unsafe { _mm256_storeu_ps(dst.as_mut_ptr(), v) }
+}
+
+/// How far ahead of the chunk being reduced to prefetch. The loops do enough arithmetic per
+/// cache line that the hardware prefetcher alone leaves them waiting on memory for tensors
+/// larger than the cache.
+const PREFETCH_BYTES: usize = 2048;
+
+/// Asks for the cache line `PREFETCH_BYTES` after `c` (which may lie past the data).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn prefetch<T>(c: &T) {
+    // A prefetch is only a hint and never faults, so any address will do.
+    _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(c).cast::<i8>().wrapping_add(PREFETCH_BYTES));
+}
+
+/// ORs the bit patterns of eight `f32` lanes into `words`.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+fn or_into_ps(words: &mut [u32; 8], x: __m256) {
+    let p = words.as_mut_ptr().cast::<f32>();
+    // SAFETY: `words` is an exclusive reference to 8 u32 (32 readable and writable bytes, any
+    // bit pattern is a valid u32); `loadu`/`storeu` accept any alignment.
+    unsafe { _mm256_storeu_ps(p, _mm256_or_ps(_mm256_loadu_ps(p), x)) }
+}
+
+/// ORs the bit patterns of two registers of `f64` lanes into `words`.
+#[inline]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_code)]
+fn or_into_pd(words: &mut [u64; 8], lo: __m256d, hi: __m256d) {
+    let p = words.as_mut_ptr().cast::<f64>();
+    // SAFETY: `words` is an exclusive reference to 8 u64 (64 readable and writable bytes, any
+    // bit pattern is a valid u64); `p + 4` stays inside it; `loadu`/`storeu` accept any
+    // alignment.
+    unsafe {
+        _mm256_storeu_pd(p, _mm256_or_pd(_mm256_loadu_pd(p), lo));
+        _mm256_storeu_pd(p.add(4), _mm256_or_pd(_mm256_loadu_pd(p.add(4)), hi));
+    }
 }
 
 /// The sum of the eight 32-bit or four 64-bit lane counters of `v`.
@@ -192,7 +231,12 @@ impl Sums {
 }
 
 #[target_feature(enable = "avx2")]
-fn f32_fast<const S: u8>(body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool {
+fn f32_fast<const S: u8, const D: bool>(
+    body: &[[f32; 8]],
+    k: f64,
+    out: &mut Lanes,
+    mask: &mut Mask<'_, u32>,
+) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let inf = _mm256_set1_ps(f32::INFINITY);
@@ -200,11 +244,13 @@ fn f32_fast<const S: u8>(body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool {
     let (mut lo, mut hi) = (Sums::new(), Sums::new());
     let (mut mn, mut mx) = (inf, _mm256_set1_ps(f32::NEG_INFINITY));
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    let mut bad = _mm256_setzero_ps();
     for c in body {
+        prefetch(c);
         let x = load_ps(c);
+        if D && let Some(words) = mask.next() {
+            or_into_ps(words, x);
+        }
         let a = _mm256_and_ps(x, abs);
-        bad = _mm256_or_ps(bad, _mm256_cmp_ps::<_CMP_NLT_UQ>(a, inf));
         zeros = _mm256_sub_epi32(zeros, mask_i(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, zero)));
         if S != 0 {
             sat = _mm256_sub_epi32(sat, mask_i(sat_ps::<S>(x, a)));
@@ -226,11 +272,15 @@ fn f32_fast<const S: u8>(body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool {
     out.saturated = count_si256::<false>(sat);
     out.nan = 0;
     out.finite = (body.len() * LANES) as u64;
-    _mm256_movemask_ps(bad) == 0
 }
 
 #[target_feature(enable = "avx2")]
-fn f32_careful<const S: u8>(body: &[[f32; 8]], k: f64, out: &mut Lanes) {
+fn f32_careful<const S: u8, const D: bool>(
+    body: &[[f32; 8]],
+    k: f64,
+    out: &mut Lanes,
+    mask: &mut Mask<'_, u32>,
+) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let absd = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fff_ffff_ffff_ffff));
@@ -243,7 +293,11 @@ fn f32_careful<const S: u8>(body: &[[f32; 8]], k: f64, out: &mut Lanes) {
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     let (mut nan, mut finite) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for c in body {
+        prefetch(c);
         let x = load_ps(c);
+        if D && let Some(words) = mask.next() {
+            or_into_ps(words, x);
+        }
         let a = _mm256_and_ps(x, abs);
         let fin = _mm256_cmp_ps::<_CMP_LT_OQ>(a, inf);
         nan = _mm256_sub_epi32(nan, mask_i(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x)));
@@ -283,7 +337,12 @@ fn load_halves(c: &[f64; 8]) -> (__m256d, __m256d) {
 }
 
 #[target_feature(enable = "avx2")]
-fn f64_fast<const S: u8>(body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool {
+fn f64_fast<const S: u8, const D: bool>(
+    body: &[[f64; 8]],
+    k: f64,
+    out: &mut Lanes,
+    mask: &mut Mask<'_, u64>,
+) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fff_ffff_ffff_ffff));
     let inf = _mm256_set1_pd(f64::INFINITY);
@@ -292,12 +351,13 @@ fn f64_fast<const S: u8>(body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool {
     let (mut mnl, mut mnh) = (inf, inf);
     let (mut mxl, mut mxh) = (_mm256_set1_pd(f64::NEG_INFINITY), _mm256_set1_pd(f64::NEG_INFINITY));
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-    let mut bad = _mm256_setzero_pd();
     for c in body {
+        prefetch(c);
         let (xl, xh) = load_halves(c);
+        if D && let Some(words) = mask.next() {
+            or_into_pd(words, xl, xh);
+        }
         let (al, ah) = (_mm256_and_pd(xl, abs), _mm256_and_pd(xh, abs));
-        bad = _mm256_or_pd(bad, _mm256_cmp_pd::<_CMP_NLT_UQ>(al, inf));
-        bad = _mm256_or_pd(bad, _mm256_cmp_pd::<_CMP_NLT_UQ>(ah, inf));
         zeros = _mm256_sub_epi64(zeros, mask_il(_mm256_cmp_pd::<_CMP_EQ_OQ>(xl, zero)));
         zeros = _mm256_sub_epi64(zeros, mask_il(_mm256_cmp_pd::<_CMP_EQ_OQ>(xh, zero)));
         if S != 0 {
@@ -321,11 +381,15 @@ fn f64_fast<const S: u8>(body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool {
     out.saturated = count_si256::<true>(sat);
     out.nan = 0;
     out.finite = (body.len() * LANES) as u64;
-    _mm256_movemask_pd(bad) == 0
 }
 
 #[target_feature(enable = "avx2")]
-fn f64_careful<const S: u8>(body: &[[f64; 8]], k: f64, out: &mut Lanes) {
+fn f64_careful<const S: u8, const D: bool>(
+    body: &[[f64; 8]],
+    k: f64,
+    out: &mut Lanes,
+    mask: &mut Mask<'_, u64>,
+) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fff_ffff_ffff_ffff));
     let inf = _mm256_set1_pd(f64::INFINITY);
@@ -336,7 +400,11 @@ fn f64_careful<const S: u8>(body: &[[f64; 8]], k: f64, out: &mut Lanes) {
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     let (mut nan, mut finite) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for c in body {
+        prefetch(c);
         let (xl, xh) = load_halves(c);
+        if D && let Some(words) = mask.next() {
+            or_into_pd(words, xl, xh);
+        }
         for (x, s, mn, mx) in [(xl, &mut lo, &mut mnl, &mut mxl), (xh, &mut hi, &mut mnh, &mut mxh)]
         {
             let a = _mm256_and_pd(x, abs);
@@ -368,26 +436,50 @@ fn f64_careful<const S: u8>(body: &[[f64; 8]], k: f64, out: &mut Lanes) {
 // AVX2; each forwards to the matching `#[target_feature]` function.
 impl BlockKernel for Avx2 {
     #[allow(unsafe_code)]
-    fn f32_fast<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool {
+    fn f32_fast<const S: u8, const D: bool>(
+        self,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u32>,
+    ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f32_fast::<S>(body, k, out) }
+        unsafe { f32_fast::<S, D>(body, k, out, mask) };
     }
 
     #[allow(unsafe_code)]
-    fn f32_careful<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) {
+    fn f32_careful<const S: u8, const D: bool>(
+        self,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u32>,
+    ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f32_careful::<S>(body, k, out) }
+        unsafe { f32_careful::<S, D>(body, k, out, mask) }
     }
 
     #[allow(unsafe_code)]
-    fn f64_fast<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool {
+    fn f64_fast<const S: u8, const D: bool>(
+        self,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u64>,
+    ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f64_fast::<S>(body, k, out) }
+        unsafe { f64_fast::<S, D>(body, k, out, mask) };
     }
 
     #[allow(unsafe_code)]
-    fn f64_careful<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) {
+    fn f64_careful<const S: u8, const D: bool>(
+        self,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u64>,
+    ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f64_careful::<S>(body, k, out) }
+        unsafe { f64_careful::<S, D>(body, k, out, mask) }
     }
 }

@@ -137,20 +137,22 @@ pub(super) trait Elem: Copy + 'static {
     /// Whether `bits & MAGNITUDE != 0`.
     fn nonzero(bits: Self::Bits) -> bool;
 
-    /// Fast chunk loop (assumes finite data); returns `false` if any element was NaN or
-    /// infinite, in which case `out` is garbage and the block is redone with `careful`.
-    fn fast<K: BlockKernel, const S: u8>(
+    /// Fast chunk loop for finite data. Any NaN or infinity (or an f64 square overflowing)
+    /// leaves a non-finite `s2` lane, and the driver then redoes the block with `careful`.
+    fn fast<K: BlockKernel, const S: u8, const D: bool>(
         kern: K,
         body: &[[Self; LANES]],
         k: f64,
         out: &mut Lanes,
-    ) -> bool;
+        mask: &mut Mask<'_, Self::Bits>,
+    );
     /// Chunk loop that handles NaN and infinities.
-    fn careful<K: BlockKernel, const S: u8>(
+    fn careful<K: BlockKernel, const S: u8, const D: bool>(
         kern: K,
         body: &[[Self; LANES]],
         k: f64,
         out: &mut Lanes,
+        mask: &mut Mask<'_, Self::Bits>,
     );
 }
 
@@ -174,17 +176,24 @@ impl Elem for f32 {
         bits & Self::MAGNITUDE != 0
     }
     #[inline(always)]
-    fn fast<K: BlockKernel, const S: u8>(
+    fn fast<K: BlockKernel, const S: u8, const D: bool>(
         kern: K,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-    ) -> bool {
-        kern.f32_fast::<S>(body, k, out)
+        mask: &mut Mask<'_, u32>,
+    ) {
+        kern.f32_fast::<S, D>(body, k, out, mask);
     }
     #[inline(always)]
-    fn careful<K: BlockKernel, const S: u8>(kern: K, body: &[[f32; 8]], k: f64, out: &mut Lanes) {
-        kern.f32_careful::<S>(body, k, out);
+    fn careful<K: BlockKernel, const S: u8, const D: bool>(
+        kern: K,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u32>,
+    ) {
+        kern.f32_careful::<S, D>(body, k, out, mask);
     }
 }
 
@@ -206,28 +215,82 @@ impl Elem for f64 {
         bits & Self::MAGNITUDE != 0
     }
     #[inline(always)]
-    fn fast<K: BlockKernel, const S: u8>(
+    fn fast<K: BlockKernel, const S: u8, const D: bool>(
         kern: K,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-    ) -> bool {
-        kern.f64_fast::<S>(body, k, out)
+        mask: &mut Mask<'_, u64>,
+    ) {
+        kern.f64_fast::<S, D>(body, k, out, mask);
     }
     #[inline(always)]
-    fn careful<K: BlockKernel, const S: u8>(kern: K, body: &[[f64; 8]], k: f64, out: &mut Lanes) {
-        kern.f64_careful::<S>(body, k, out);
+    fn careful<K: BlockKernel, const S: u8, const D: bool>(
+        kern: K,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u64>,
+    ) {
+        kern.f64_careful::<S, D>(body, k, out, mask);
     }
 }
 
 /// The chunk loops a kernel provides. Each starts from a fresh [`Lanes`] and, for lane `i`,
 /// performs exactly the operations of [`Lanes::push`] (the fast loops: of `push` on finite
 /// data) in chunk order, without fused multiply-add. Counters may be kept in any layout.
+/// With `D`, each chunk's bit patterns are also OR-ed into the next 8 words of `mask`.
 pub(super) trait BlockKernel: Copy {
-    fn f32_fast<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool;
-    fn f32_careful<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes);
-    fn f64_fast<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool;
-    fn f64_careful<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes);
+    fn f32_fast<const S: u8, const D: bool>(
+        self,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u32>,
+    );
+    fn f32_careful<const S: u8, const D: bool>(
+        self,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u32>,
+    );
+    fn f64_fast<const S: u8, const D: bool>(
+        self,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u64>,
+    );
+    fn f64_careful<const S: u8, const D: bool>(
+        self,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u64>,
+    );
+}
+
+/// The dead-unit mask as a chunk loop sees it: the next chunk's eight elements belong to units
+/// `col..col + 8`. Used only when the row length is a multiple of 8, so a chunk never
+/// straddles two rows.
+#[derive(Debug)]
+pub(super) struct Mask<'a, B> {
+    words: &'a mut [B],
+    col: usize,
+}
+
+impl<B> Mask<'_, B> {
+    /// The words of the next chunk's units (`None` only for an empty mask).
+    #[inline(always)]
+    pub(super) fn next(&mut self) -> Option<&mut [B; LANES]> {
+        let at = self.col;
+        self.col += LANES;
+        if self.col >= self.words.len() {
+            self.col = 0;
+        }
+        self.words.get_mut(at..).and_then(|w| w.first_chunk_mut::<LANES>())
+    }
 }
 
 /// The mean of the first few finite elements of a block: subtracting it before summing squares
@@ -334,24 +397,34 @@ fn run_mode<K: BlockKernel, T: Elem, const S: u8>(
         Some((rows, cols)) if rows > 0 && cols > 0 => Some(vec![T::Bits::default(); cols]),
         _ => None,
     };
+    // Rows whose length is a multiple of 8 are OR-ed into the mask inside the chunk loops,
+    // while each chunk is in registers; other rows block by block, while it is in L1.
+    let inline = units.is_some_and(|(_, cols)| cols % LANES == 0);
     let mut col = 0usize;
     let mut t = Totals::new();
     for block in data.chunks(BLOCK) {
         let (body, tail) = block.as_chunks::<LANES>();
         let k = shift(block);
-        let mut lanes = Lanes::new();
-        if !T::fast::<K, S>(kern, body, k, &mut lanes) {
-            lanes = Lanes::new();
-            T::careful::<K, S>(kern, body, k, &mut lanes);
-        }
+        let lanes = match alive.as_deref_mut() {
+            Some(words) if inline => {
+                let (lanes, next) = chunks::<K, T, S, true>(kern, body, k, Mask { words, col });
+                col = or_alive(words, tail, next);
+                lanes
+            }
+            words => {
+                let none = Mask { words: &mut [], col: 0 };
+                let lanes = chunks::<K, T, S, false>(kern, body, k, none).0;
+                if let Some(words) = words {
+                    col = or_alive(words, block, col);
+                }
+                lanes
+            }
+        };
+        let mut lanes = lanes;
         for (i, x) in tail.iter().enumerate() {
             lanes.push(i, x.to_f64(), k, act);
         }
         t.merge(&lanes, k);
-        if let Some(alive) = alive.as_deref_mut() {
-            // The block is still in L1: OR it into the mask of its units.
-            col = or_alive(alive, block, col);
-        }
     }
 
     let count = data.len() as u64;
@@ -385,6 +458,30 @@ fn run_mode<K: BlockKernel, T: Elem, const S: u8>(
         activation: act,
         dead_units,
     }
+}
+
+/// Runs the chunk loops over a block's whole chunks; returns their lanes and the mask position
+/// after them.
+#[inline(always)]
+fn chunks<K: BlockKernel, T: Elem, const S: u8, const D: bool>(
+    kern: K,
+    body: &[[T; LANES]],
+    k: f64,
+    mask: Mask<'_, T::Bits>,
+) -> (Lanes, usize) {
+    let start = mask.col;
+    let mut mask = mask;
+    let mut lanes = Lanes::new();
+    T::fast::<K, S, D>(kern, body, k, &mut lanes, &mut mask);
+    // A NaN or infinity makes its lane's sum of squares NaN or infinite, and it stays so;
+    // finite f32 data never overflows it. Every kernel has the same lanes, so every kernel
+    // takes the same branch. The careful pass ORs the same words again, which changes nothing.
+    if !lanes.s2.iter().all(|v| v.is_finite()) {
+        lanes = Lanes::new();
+        mask.col = start;
+        T::careful::<K, S, D>(kern, body, k, &mut lanes, &mut mask);
+    }
+    (lanes, mask.col)
 }
 
 /// ORs a block's bit patterns into the mask of the units they belong to. `col` is the unit of

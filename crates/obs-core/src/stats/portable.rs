@@ -6,7 +6,7 @@
 //! result, because it may not reorder floating-point operations.
 
 use super::driver::{
-    BlockKernel, LANES, Lanes, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
+    BlockKernel, LANES, Lanes, Mask, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
     max_rule, min_rule,
 };
 
@@ -42,15 +42,24 @@ fn total(c: &[u32; LANES]) -> u64 {
 }
 
 impl BlockKernel for Portable {
-    fn f32_fast<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) -> bool {
+    fn f32_fast<const S: u8, const D: bool>(
+        self,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u32>,
+    ) {
         let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
-        let mut bad = [false; LANES];
         for c in body {
+            if D && let Some(words) = mask.next() {
+                for (w, x) in words.iter_mut().zip(c) {
+                    *w |= x.to_bits();
+                }
+            }
             for i in 0..LANES {
                 let x = c[i];
-                bad[i] |= !x.is_finite();
                 zeros[i] += u32::from(x == 0.0);
                 sat[i] += u32::from(sat_f32::<S>(x));
                 mn[i] = min_rule(mn[i], x);
@@ -73,15 +82,25 @@ impl BlockKernel for Portable {
             nan: 0,
             finite: (body.len() * LANES) as u64,
         };
-        !bad.iter().any(|&b| b)
     }
 
-    fn f32_careful<const S: u8>(self, body: &[[f32; 8]], k: f64, out: &mut Lanes) {
+    fn f32_careful<const S: u8, const D: bool>(
+        self,
+        body: &[[f32; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u32>,
+    ) {
         let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
+            if D && let Some(words) = mask.next() {
+                for (w, x) in words.iter_mut().zip(c) {
+                    *w |= x.to_bits();
+                }
+            }
             for i in 0..LANES {
                 let x = c[i];
                 let fin = x.abs() < f32::INFINITY;
@@ -112,15 +131,24 @@ impl BlockKernel for Portable {
         };
     }
 
-    fn f64_fast<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) -> bool {
+    fn f64_fast<const S: u8, const D: bool>(
+        self,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u64>,
+    ) {
         let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
-        let mut bad = [false; LANES];
         for c in body {
+            if D && let Some(words) = mask.next() {
+                for (w, x) in words.iter_mut().zip(c) {
+                    *w |= x.to_bits();
+                }
+            }
             for i in 0..LANES {
                 let x = c[i];
-                bad[i] |= !x.is_finite();
                 zeros[i] += u32::from(x == 0.0);
                 sat[i] += u32::from(sat_f64::<S>(x));
                 mn[i] = min_rule(mn[i], x);
@@ -142,15 +170,25 @@ impl BlockKernel for Portable {
             nan: 0,
             finite: (body.len() * LANES) as u64,
         };
-        !bad.iter().any(|&b| b)
     }
 
-    fn f64_careful<const S: u8>(self, body: &[[f64; 8]], k: f64, out: &mut Lanes) {
+    fn f64_careful<const S: u8, const D: bool>(
+        self,
+        body: &[[f64; 8]],
+        k: f64,
+        out: &mut Lanes,
+        mask: &mut Mask<'_, u64>,
+    ) {
         let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
+            if D && let Some(words) = mask.next() {
+                for (w, x) in words.iter_mut().zip(c) {
+                    *w |= x.to_bits();
+                }
+            }
             for i in 0..LANES {
                 let x = c[i];
                 let fin = x.abs() < f64::INFINITY;

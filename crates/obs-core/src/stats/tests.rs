@@ -280,6 +280,27 @@ fn degenerate_shapes_give_no_dead_units_and_never_panic() {
 }
 
 #[test]
+fn dead_units_across_blocks_in_both_mask_paths() {
+    // Rows of a multiple of 8 are masked inside the chunk loops, others block by block.
+    for cols in [8usize, 24, 4096, 12, 4097] {
+        let rows = (3 * BLOCK).div_ceil(cols) + 1;
+        let mut x: Vec<f32> = (0..rows * cols)
+            .map(|i| if (i % cols) % 5 == 2 { 0.0 } else { ((i % 13) as f32 - 6.0) * 0.25 })
+            .collect();
+        // Column 2 is dead but for one element in the last row; a NaN forces the careful pass
+        // in the second block, which ORs its words a second time.
+        x[(rows - 1) * cols + 2] = 1.0;
+        x[BLOCK + 3] = f32::NAN;
+        let shape = [rows, cols];
+        let s = check(TensorView::new(&x, &shape).unwrap(), Activation::Relu);
+        // NaN is not zero, so the NaN's unit is alive too.
+        let nan_unit = (BLOCK + 3) % cols;
+        let dead = (0..cols).filter(|&j| j % 5 == 2 && j != 2 && j != nan_unit).count() as u64;
+        assert_eq!(s.dead_units, Some(DeadUnits { dead, units: cols as u64 }), "cols {cols}");
+    }
+}
+
+#[test]
 fn every_length_up_to_40_and_around_a_block() {
     let value = |i: usize| match i % 11 {
         0 => 0.0,
