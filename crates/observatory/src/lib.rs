@@ -74,3 +74,9 @@ pub mod prelude {
     #[cfg(feature = "wandb")]
     pub use obs_bridges::WandbBridge;
 }
+
+/// The Rust examples of `docs/getting-started.md`, compiled and run as doctests so the guide
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/getting-started.md")]
+mod getting_started {}
