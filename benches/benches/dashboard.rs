@@ -42,7 +42,7 @@ fn run() -> Vec<Event> {
             let wobble = ((step * 7919) % 1000) as f64 * 1e-4;
             let loss = 2.0 / (1.0 + step as f64 * 1e-5)
                 + wobble
-                + if step % 77_777 == 0 { 10.0 } else { 0.0 };
+                + if step.is_multiple_of(77_777) { 10.0 } else { 0.0 };
             out.push(next(
                 Event::new(EventType::BatchEnd, LogLevel::Detailed)
                     .at(Some(epoch), Some(batch))
@@ -74,11 +74,7 @@ fn bench(c: &mut Criterion) {
     // Report the file size once, with the same numbers as the benches.
     Dashboard::from_events(DashboardConfig::default(), &events).write(&out).expect("write");
     let size = std::fs::metadata(&out).expect("metadata").len();
-    eprintln!(
-        "dashboard: {} events -> {size} bytes ({:.2} MB)",
-        events.len(),
-        size as f64 / 1e6
-    );
+    eprintln!("dashboard: {} events -> {size} bytes ({:.2} MB)", events.len(), size as f64 / 1e6);
 
     let mut group = c.benchmark_group("dashboard");
     group.sample_size(10);

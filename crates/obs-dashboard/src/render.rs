@@ -214,6 +214,23 @@ struct Chart<'a> {
     series: Vec<SeriesRef<'a>>,
 }
 
+/// A health-timeline row as JSON: `n` (findings per bucket) and `s` (the highest severity
+/// rank in each bucket, 0 = info ... 4 = critical).
+fn timeline_json(out: &mut String, name: &str, color: usize, width: u64, buckets: &[Bucket]) {
+    out.push_str("{\"name\":");
+    string(out, name);
+    let _ = write!(out, ",\"color\":{color},\"w\":{width},\"n\":[");
+    for (i, b) in buckets.iter().enumerate() {
+        let _ = write!(out, "{}{}", if i > 0 { "," } else { "" }, b.n);
+    }
+    out.push_str("],\"s\":[");
+    for (i, b) in buckets.iter().enumerate() {
+        let rank = if b.n > 0 { b.max.clamp(0.0, 4.0) as u8 } else { 0 };
+        let _ = write!(out, "{}{rank}", if i > 0 { "," } else { "" });
+    }
+    out.push_str("]}");
+}
+
 fn chart_json(out: &mut String, c: &Chart<'_>) {
     let _ = write!(
         out,
@@ -224,7 +241,11 @@ fn chart_json(out: &mut String, c: &Chart<'_>) {
         if i > 0 {
             out.push(',');
         }
-        series_json(out, name, *color, *width, buckets);
+        if c.kind == "timeline" {
+            timeline_json(out, name, *color, *width, buckets);
+        } else {
+            series_json(out, name, *color, *width, buckets);
+        }
     }
     out.push_str("]}");
 }

@@ -317,7 +317,7 @@
   };
   Chart.prototype.visibleBuckets = function (s) {
     var first = Math.max(0, Math.floor((this.axis.lo - 0.5) / s.w));
-    var last = Math.min(s.v.length - 1, Math.ceil((this.axis.hi + 0.5) / s.w));
+    var last = Math.min((s.v || s.n).length - 1, Math.ceil((this.axis.hi + 0.5) / s.w));
     return [first, last];
   };
   Chart.prototype.bind = function () {
@@ -724,7 +724,7 @@
       for (var i = r[0]; i <= r[1]; i++) {
         var c = countAt(s, i);
         if (!c) continue;
-        var sev = s.hi ? s.hi[i] : s.v[i];
+        var sev = s.s[i];
         var x = self.px(bucketX(s, i, self.axis));
         if (x < m.l - 4 || x > self.W - m.r + 4) continue;
         var rad = Math.min(Math.max(3, rh / 2 - 2), 3 + 1.6 * Math.log2(c));
@@ -744,13 +744,13 @@
     var s = this.spec.series[row], x = this.dataX(p.x), best = -1, bd = Infinity;
     var radius = 8 / (this.W - m.l - m.r) * (this.axis.hi - this.axis.lo);
     var center = Math.floor((x + 0.5) / s.w), reach = Math.ceil(radius / s.w) + 1;
-    for (var i = Math.max(0, center - reach); i <= Math.min(s.v.length - 1, center + reach); i++) {
+    for (var i = Math.max(0, center - reach); i <= Math.min(s.n.length - 1, center + reach); i++) {
       if (!countAt(s, i)) continue;
       var d = Math.abs(bucketX(s, i, this.axis) - x);
       if (d < bd) { bd = d; best = i; }
     }
     if (best < 0 || bd > radius + s.w / 2) { hideTooltip(); this.drawOverlay(null, null); return; }
-    var sev = s.hi ? s.hi[best] : s.v[best];
+    var sev = s.s[best];
     var sevIdx = Math.max(0, Math.min(4, sev | 0));
     this.drawOverlay({ x: this.px(bucketX(s, best, this.axis)), points: [] }, null);
     showTooltip(ev, s.name + ' · ' + rangeLabel(this.axis, bucketRange(s, best, this.axis)), [

@@ -200,7 +200,9 @@ fn a_hostile_run_draws_every_chart_and_no_payload_executes() {
     // Hover shows values, the legend hides and shows a series, drag zooms every chart of the
     // axis, shift-drag pans, double-click resets.
     let interaction = &loaded.report["interaction"];
-    for check in ["tooltip", "tooltipHides", "legendHides", "legendShows", "zoom", "linked", "pan", "reset"] {
+    for check in
+        ["tooltip", "tooltipHides", "legendHides", "legendShows", "zoom", "linked", "pan", "reset"]
+    {
         assert_eq!(interaction[check], true, "{check}: {interaction}");
     }
 }
