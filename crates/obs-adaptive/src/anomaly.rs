@@ -133,8 +133,8 @@ pub struct Anomaly {
     pub emitted: bool,
     /// A one-line human-readable description.
     pub message: String,
-    /// Extra numbers for the event data (`baseline`, `consecutive`, `nan_count`, ...).
-    #[serde(skip)]
+    /// Extra numbers for the event data (`baseline`, `consecutive`, `nan_count`, ...); read
+    /// them through [`Anomaly::to_data`].
     pub(crate) extra: Data,
 }
 
