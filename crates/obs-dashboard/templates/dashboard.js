@@ -643,6 +643,8 @@
     var ctx = this.ctx(this.canvas), m = this.margin, self = this;
     var n = this.spec.series.length, rh = (this.H - m.t - m.b) / n, plotW = this.W - m.l - m.r;
     var marks = 0;
+    // Axis first: the cells then cover its grid lines.
+    this.drawXAxis(ctx);
     ctx.textAlign = 'right';
     ctx.textBaseline = 'middle';
     this.spec.series.forEach(function (s, row) {
@@ -666,7 +668,6 @@
       }
       ctx.restore();
     });
-    this.drawXAxis(ctx);
     this.marks = marks;
     this.drawOverlay(null, null);
   };
