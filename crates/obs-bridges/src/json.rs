@@ -15,9 +15,9 @@ pub(crate) fn float(out: &mut String, v: f64) {
     } else if v.is_infinite() {
         out.push_str(if v > 0.0 { "Infinity" } else { "-Infinity" });
     } else {
-        // `Debug` prints the shortest representation that round-trips, always with a `.` or an
-        // exponent (`1.0`, `0.1`, `1e-7`, `1e16`): all valid JSON numbers.
-        let _ = write!(out, "{v:?}");
+        // The shortest representation that round-trips, as serde_json writes it (`1.0`, `0.1`,
+        // `1e-7`, `1e16`): valid JSON, several times faster than `{:?}`.
+        out.push_str(zmij::Buffer::new().format_finite(v));
     }
 }
 

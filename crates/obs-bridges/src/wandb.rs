@@ -28,6 +28,8 @@ const BLOCK: usize = 32 * 1024;
 const CHUNK_HEADER: usize = 7;
 const WRITE_BUFFER: usize = 64 * 1024;
 const BATCH: usize = 512;
+/// The keys the SDK adds to every history row.
+const SPECIAL_KEYS: [&str; 3] = ["_step", "_runtime", "_timestamp"];
 
 /// `wandb_internal.Record` field numbers of the record kinds the bridge writes.
 mod field {
@@ -251,6 +253,8 @@ impl WandbBuilder {
             steps: Steps::default(),
             row: Row::default(),
             next_step: 0,
+            specials: Default::default(),
+            specials_dirty: false,
             summary: BTreeMap::new(),
             distributions: self.distributions,
             dists: BTreeMap::new(),
@@ -333,19 +337,40 @@ struct RunMeta {
 }
 
 /// The history row being filled: every event with the same global step lands in one row.
+///
+/// Slots are reused from row to row (`len` of them are in use), so a steady run allocates no
+/// strings per row.
 #[derive(Debug, Default)]
 struct Row {
     key: Option<u64>,
     items: Vec<(String, String)>,
+    len: usize,
     timestamp: f64,
 }
 
 impl Row {
     fn set(&mut self, key: &str, json: &str) {
-        match self.items.iter_mut().find(|(k, _)| k == key) {
-            Some((_, v)) => json.clone_into(v),
+        if let Some((_, v)) = self.items[..self.len].iter_mut().find(|(k, _)| k == key) {
+            json.clone_into(v);
+            return;
+        }
+        match self.items.get_mut(self.len) {
+            Some((k, v)) => {
+                key.clone_into(k);
+                json.clone_into(v);
+            }
             None => self.items.push((key.to_owned(), json.to_owned())),
         }
+        self.len += 1;
+    }
+
+    fn items(&self) -> &[(String, String)] {
+        &self.items[..self.len]
+    }
+
+    fn clear(&mut self) {
+        self.key = None;
+        self.len = 0;
     }
 }
 
@@ -409,6 +434,9 @@ pub struct WandbBridge {
     steps: Steps,
     row: Row,
     next_step: u64,
+    /// `_step`, `_runtime` and `_timestamp` of the last row written, as JSON.
+    specials: [String; 3],
+    specials_dirty: bool,
     /// Latest JSON value of every key, and whether it changed since the last summary record.
     summary: BTreeMap<String, (String, bool)>,
     distributions: bool,
@@ -486,6 +514,7 @@ impl WandbBridge {
             + self.rec.buf.capacity()
             + self.json.capacity()
             + self.key.capacity()
+            + self.specials.iter().map(String::capacity).sum::<usize>()
             + WRITE_BUFFER
             + row
             + summary
@@ -894,23 +923,30 @@ impl WandbBridge {
     /// Writes the pending row as a history record with `_step`, `_runtime` and `_timestamp`.
     fn commit_row(&mut self) -> Result<(), BridgeError> {
         self.row.key = None;
-        if self.row.items.is_empty() {
+        if self.row.len == 0 {
             return Ok(());
         }
         let step = self.next_step;
         self.next_step += 1;
         let ts = if self.row.timestamp > 0.0 { self.row.timestamp } else { unix_now() };
-        let mut specials = [String::new(), String::new(), String::new()];
-        specials[0].push_str(&step.to_string());
-        json::float(&mut specials[1], self.runtime(ts));
+        let runtime = self.runtime(ts);
+        let Self { enc, row, specials, .. } = self;
+        for s in specials.iter_mut() {
+            s.clear();
+        }
+        json::float(&mut specials[1], runtime);
         json::float(&mut specials[2], ts);
-        let Self { enc, row, .. } = self;
+        {
+            use std::fmt::Write as _;
+            let _ = write!(specials[0], "{step}");
+        }
         enc.clear();
-        for (k, v) in row.items.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(
-            ["_step", "_runtime", "_timestamp"]
-                .into_iter()
-                .zip(specials.iter().map(String::as_str)),
-        ) {
+        for (k, v) in row
+            .items()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(SPECIAL_KEYS.into_iter().zip(specials.iter().map(String::as_str)))
+        {
             enc.nested(1, |it| item_body(it, &[k], v));
         }
         enc.nested(2, |s| {
@@ -920,15 +956,15 @@ impl WandbBridge {
         });
         self.write_record(field::HISTORY)?;
         self.stats.history_rows += 1;
-        let items = std::mem::take(&mut self.row.items);
-        for (k, v) in &items {
+        // The summary keeps the latest value of every key. `_step`, `_runtime` and `_timestamp`
+        // change with every row, so they are taken from `specials` when a summary is written.
+        let row = std::mem::take(&mut self.row);
+        for (k, v) in row.items() {
             self.summary_set(k, v);
         }
-        for (k, v) in ["_step", "_runtime", "_timestamp"].iter().zip(&specials) {
-            self.summary_set(k, v);
-        }
-        self.row.items = items;
-        self.row.items.clear();
+        self.row = row;
+        self.row.clear();
+        self.specials_dirty = true;
         Ok(())
     }
 
@@ -953,6 +989,14 @@ impl WandbBridge {
 
     /// Writes a summary record with every key that changed since the last one.
     fn write_summary(&mut self) -> Result<(), BridgeError> {
+        if self.specials_dirty {
+            self.specials_dirty = false;
+            let specials = std::mem::take(&mut self.specials);
+            for (k, v) in SPECIAL_KEYS.iter().zip(&specials) {
+                self.summary_set(k, v);
+            }
+            self.specials = specials;
+        }
         if !self.summary.values().any(|(_, dirty)| *dirty) {
             return Ok(());
         }
