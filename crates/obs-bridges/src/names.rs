@@ -76,10 +76,17 @@ pub(crate) fn valid_run_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Splits Unix seconds into whole seconds and nanoseconds (0 for non-finite or negative input).
+/// The last second of the year 9999: the end of `google.protobuf.Timestamp`'s valid range.
+const MAX_UNIX: f64 = 253_402_300_799.0;
+
+/// Splits Unix seconds into whole seconds and nanoseconds, within the range a protobuf
+/// `Timestamp` may hold: 0 for non-finite or negative input, the end of year 9999 at most.
 pub(crate) fn split_unix(t: f64) -> (i64, i32) {
     if !t.is_finite() || t < 0.0 {
         return (0, 0);
+    }
+    if t >= MAX_UNIX {
+        return (MAX_UNIX as i64, 0);
     }
     let secs = t.floor();
     let nanos = ((t - secs) * 1e9).round().clamp(0.0, 999_999_999.0);
@@ -154,6 +161,8 @@ mod tests {
         assert_eq!(utc_timespec(951_782_400.0), "20000229_000000");
         assert_eq!(utc_timespec(4_102_444_799.0), "20991231_235959");
         assert_eq!(utc_timespec(f64::NAN), "19700101_000000");
+        assert_eq!(utc_timespec(f64::MAX), "99991231_235959");
+        assert_eq!(utc_timespec(-1e300), "19700101_000000");
     }
 
     #[test]
@@ -161,6 +170,7 @@ mod tests {
         assert_eq!(split_unix(1.25), (1, 250_000_000));
         assert_eq!(split_unix(-3.0), (0, 0));
         assert_eq!(split_unix(f64::INFINITY), (0, 0));
+        assert_eq!(split_unix(1e300), (253_402_300_799, 0));
         let (_, n) = split_unix(1.999_999_999_9);
         assert!(n <= 999_999_999);
     }

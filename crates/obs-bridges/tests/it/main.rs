@@ -3,6 +3,7 @@
 
 mod common;
 mod large;
+mod odd;
 mod realtools;
 mod replay;
 mod tensorboard;

@@ -318,3 +318,32 @@ fn wandb_reads_records_split_across_blocks() {
     assert_eq!(out["summary"]["config"]["blob"].as_str().map(str::len), Some(70_000));
     assert_eq!(out["summary"]["step"], 1999);
 }
+
+#[test]
+fn both_tools_read_odd_runs_completely() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (tb, wb) = crate::odd::write_odd_run(dir.path());
+    // TensorBoard stops silently at a bad record: every scalar we wrote must be there.
+    let out = read_tensorboard(&python, tb.dir());
+    let scalars: u64 = out["scalars"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s.as_array().unwrap().len() as u64)
+        .sum();
+    assert_eq!(scalars, tb.stats().scalars);
+    let texts: u64 = out["texts"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|s| s.as_array().unwrap().len() as u64)
+        .sum();
+    assert_eq!(texts, tb.stats().texts);
+    // wandb decodes every record, and its Go reader reports nothing corrupt.
+    let out = read_wandb(&python, wb.run_dir());
+    assert_eq!(out["stderr"], "", "leet reported problems");
+    assert_eq!(out["protobuf"].as_array().unwrap().len() as u64, wb.stats().records);
+    assert_eq!(out["records"].as_array().unwrap().len() as u64, wb.stats().records);
+    assert_eq!(out["summary"]["state"], "finished");
+}
