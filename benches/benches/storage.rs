@@ -10,6 +10,8 @@
 //!   `TieredStorage`, in bursts of 1024 events (a training step's worth) after which the bus
 //!   catches up, untimed. Target: median at most 250 ns. A sustained flood faster than the
 //!   storage can write is instead bounded by the storage's own rate (back-pressure).
+//! - `storage/read_debug_100k`: events per second the streaming reader parses back from a
+//!   `debug.log` of 100 000 batch events (the dashboard's and bridges' replay path).
 //!
 //! Each sample starts from truncated files (`OpenMode::Overwrite`) so the files stay small.
 
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use obs_core::{Backend, Event, EventType, LogLevel, TrainingLogger};
-use obs_storage::{DEFAULT_BUFFER_SIZE, OpenMode, StorageConfig, TieredStorage};
+use obs_storage::{DEFAULT_BUFFER_SIZE, LogReader, OpenMode, StorageConfig, TieredStorage};
 
 const BATCH: usize = 512;
 
@@ -95,9 +97,33 @@ fn logger_event(c: &mut Criterion) {
     group.finish();
 }
 
+fn read_back(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = storage(dir.path(), usize::MAX);
+    let events: Vec<Event> = (0..1000u64)
+        .map(|i| {
+            Event::new(EventType::BatchEnd, LogLevel::Detailed)
+                .at(Some(3), Some(i))
+                .field("metrics", obs_core::data! { "loss" => 0.001 * i as f64 })
+        })
+        .collect();
+    for _ in 0..100 {
+        s.write(&events).expect("write");
+    }
+    s.close().expect("close");
+    let reader = LogReader::open(dir.path()).expect("reader");
+    let mut group = c.benchmark_group("storage");
+    group.throughput(Throughput::Elements(100_000));
+    group.sample_size(10);
+    group.bench_function("read_debug_100k", |b| {
+        b.iter(|| reader.read_debug().expect("read").count())
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5));
-    targets = backend_write, logger_event
+    targets = backend_write, logger_event, read_back
 }
 criterion_main!(benches);

@@ -8,8 +8,8 @@ use obs_core::{Event, Tier};
 use serde::{Deserialize, Serialize};
 
 use crate::StorageError;
-use crate::lines::{Line, LineReader};
-use crate::reader::{BadLineKind, EventFilter, ReadStats, ReaderConfig};
+use crate::lines::LineReader;
+use crate::reader::{BadLineKind, EventFilter, ReadStats, ReaderConfig, Step};
 
 /// A place in a tier's stream: segment number (0 = `debug.log`, 1 = `debug.1.log`, ...) and
 /// the byte offset just past the last complete line consumed. Save it to resume later.
@@ -189,38 +189,16 @@ impl Follower {
         let mut reader =
             LineReader::new(limited, self.config.max_line_bytes, self.pos.offset, self.line);
         while *added < max_events {
-            match reader.next_line().map_err(|e| StorageError::io("reading", path, e))? {
-                Line::Complete { bytes, number, offset } => {
-                    if bytes.iter().all(u8::is_ascii_whitespace) {
-                        self.stats.blank_lines += 1;
-                    } else {
-                        match Event::from_ndjson_bytes(bytes) {
-                            Ok(e) if self.filter.matches(&e) => {
-                                self.stats.events += 1;
-                                out.push(e);
-                                *added += 1;
-                            }
-                            Ok(_) => self.stats.filtered_out += 1,
-                            Err(e) => {
-                                self.stats.bad(
-                                    path,
-                                    number,
-                                    offset,
-                                    BadLineKind::Corrupt,
-                                    e.to_string(),
-                                );
-                            }
-                        }
+            let line = reader.next_line().map_err(|e| StorageError::io("reading", path, e))?;
+            match Step::of(line, path, self.config.max_line_bytes) {
+                Step::Blank => self.stats.blank_lines += 1,
+                Step::Raw(raw) => {
+                    if let Some(e) = self.stats.take(raw, &self.filter) {
+                        out.push(e);
+                        *added += 1;
                     }
                 }
-                Line::TooLong { number, offset, len } => self.stats.bad(
-                    path,
-                    number,
-                    offset,
-                    BadLineKind::TooLong,
-                    format!("{len} bytes, more than the {} byte cap", self.config.max_line_bytes),
-                ),
-                Line::Eof { .. } => break,
+                Step::Eof(_) => break,
             }
             self.pos.offset = reader.complete_offset();
             self.line = reader.line_number();

@@ -261,9 +261,68 @@ impl EventFilter {
     }
 }
 
-enum Raw {
+/// A non-blank complete line: an event or a bad line.
+pub(crate) enum Raw {
     Event(Event),
     Bad { path: PathBuf, line: u64, offset: u64, kind: BadLineKind, detail: String },
+}
+
+/// What one result of [`LineReader::next_line`] amounts to.
+pub(crate) enum Step {
+    Blank,
+    Raw(Raw),
+    /// End of the bytes available; this many bytes follow the last `\n`.
+    Eof(u64),
+}
+
+impl Step {
+    pub(crate) fn of(line: Line<'_>, path: &Path, max_line: usize) -> Step {
+        match line {
+            Line::Complete { bytes, .. } if bytes.iter().all(u8::is_ascii_whitespace) => {
+                Step::Blank
+            }
+            Line::Complete { bytes, number, offset } => {
+                Step::Raw(match Event::from_ndjson_bytes(bytes) {
+                    Ok(e) => Raw::Event(e),
+                    Err(e) => Raw::Bad {
+                        path: path.to_owned(),
+                        line: number,
+                        offset,
+                        kind: BadLineKind::Corrupt,
+                        detail: e.to_string(),
+                    },
+                })
+            }
+            Line::TooLong { number, offset, len } => Step::Raw(Raw::Bad {
+                path: path.to_owned(),
+                line: number,
+                offset,
+                kind: BadLineKind::TooLong,
+                detail: format!("{len} bytes, more than the {max_line} byte cap"),
+            }),
+            Line::Eof { partial } => Step::Eof(partial),
+        }
+    }
+}
+
+impl ReadStats {
+    /// Counts `raw` and returns its event if it passes `filter`.
+    pub(crate) fn take(&mut self, raw: Raw, filter: &EventFilter) -> Option<Event> {
+        match raw {
+            Raw::Event(e) if filter.matches(&e) => {
+                self.events += 1;
+                Some(e)
+            }
+            Raw::Event(_) => {
+                self.filtered_out += 1;
+                None
+            }
+            Raw::Bad { path, line, offset, kind, detail } => {
+                self.bad(&path, line, offset, kind, detail);
+                None
+            }
+        }
+    }
 }
 
 /// A streaming iterator over the events of one tier (all its segments, oldest first).
@@ -360,33 +419,10 @@ impl EventIter {
                 continue;
             }
             let Some((path, reader)) = self.current.as_mut() else { continue };
-            match reader.next_line() {
-                Ok(Line::Complete { bytes, number, offset }) => {
-                    if bytes.iter().all(u8::is_ascii_whitespace) {
-                        self.stats.blank_lines += 1;
-                        continue;
-                    }
-                    return Some(match Event::from_ndjson_bytes(bytes) {
-                        Ok(e) => Raw::Event(e),
-                        Err(e) => Raw::Bad {
-                            path: path.clone(),
-                            line: number,
-                            offset,
-                            kind: BadLineKind::Corrupt,
-                            detail: e.to_string(),
-                        },
-                    });
-                }
-                Ok(Line::TooLong { number, offset, len }) => {
-                    return Some(Raw::Bad {
-                        path: path.clone(),
-                        line: number,
-                        offset,
-                        kind: BadLineKind::TooLong,
-                        detail: format!("{len} bytes, more than the {} byte cap", self.max_line),
-                    });
-                }
-                Ok(Line::Eof { partial }) => {
+            match reader.next_line().map(|line| Step::of(line, path, self.max_line)) {
+                Ok(Step::Blank) => self.stats.blank_lines += 1,
+                Ok(Step::Raw(raw)) => return Some(raw),
+                Ok(Step::Eof(partial)) => {
                     let (number, offset) = (reader.line_number() + 1, reader.complete_offset());
                     let path = path.clone();
                     self.current = None;
@@ -426,15 +462,8 @@ impl Iterator for EventIter {
                 Some(e) => Raw::Event(e),
                 None => self.next_raw()?,
             };
-            match raw {
-                Raw::Event(e) if self.filter.matches(&e) => {
-                    self.stats.events += 1;
-                    return Some(e);
-                }
-                Raw::Event(_) => self.stats.filtered_out += 1,
-                Raw::Bad { path, line, offset, kind, detail } => {
-                    self.stats.bad(&path, line, offset, kind, detail);
-                }
+            if let Some(e) = self.stats.take(raw, &self.filter) {
+                return Some(e);
             }
         }
     }
