@@ -53,8 +53,8 @@ pub(crate) fn write_odd_run(dir: &std::path::Path) -> (TensorBoardBridge, WandbB
                 .message("odd \u{1F4A5} message\nwith lines")
                 .data(data.clone());
             e.timestamp = times[n as usize % times.len()];
-            if n % 3 == 0 {
-                e = e.layer(if n % 2 == 0 { "" } else { "a/b c" }, Some(n));
+            if n.is_multiple_of(3) {
+                e = e.layer(if n.is_multiple_of(2) { "" } else { "a/b c" }, Some(n));
             }
             tb.write_event(&e).unwrap();
             wb.write_event(&e).unwrap();
