@@ -63,10 +63,8 @@ fn venv_python() -> Result<PathBuf> {
 
 /// Whether `python` runs and has exactly the pinned versions installed.
 fn has_packages(python: &Path) -> bool {
-    let checks: Vec<String> = PACKAGES
-        .iter()
-        .map(|(name, v)| format!("m.version({name:?}) == {v:?}"))
-        .collect();
+    let checks: Vec<String> =
+        PACKAGES.iter().map(|(name, v)| format!("m.version({name:?}) == {v:?}")).collect();
     let code = format!(
         "import importlib.metadata as m, sys; sys.exit(0 if {} else 1)",
         checks.join(" and ")
