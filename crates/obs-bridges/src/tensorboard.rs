@@ -306,7 +306,7 @@ impl TensorBoardBridge {
                 scalar(s, stats, &["epoch/duration_s"], d);
             }
         });
-        self.write_record()?;
+        self.write_summary()?;
         self.write_distributions(step, wall)
     }
 
@@ -324,7 +324,7 @@ impl TensorBoardBridge {
                 });
             }
         });
-        self.write_record()
+        self.write_summary()
     }
 
     fn gradient(&mut self, e: &Event) -> Result<(), BridgeError> {
@@ -340,7 +340,7 @@ impl TensorBoardBridge {
         if *distributions && let Some(x) = v.as_f64() {
             accumulate(dists, key, "grad_norm_distribution/", &layer, x);
         }
-        self.write_record()
+        self.write_summary()
     }
 
     fn layer(&mut self, e: &Event, prefix: &str) -> Result<(), BridgeError> {
@@ -368,7 +368,7 @@ impl TensorBoardBridge {
                 }
             }
         });
-        self.write_record()
+        self.write_summary()
     }
 
     fn health(&mut self, e: &Event) -> Result<(), BridgeError> {
@@ -383,7 +383,7 @@ impl TensorBoardBridge {
             stats.texts += 1;
             scalar(s, stats, &["health/warnings"], &Value::from(*health_warnings));
         });
-        self.write_record()
+        self.write_summary()
     }
 
     fn train_start(&mut self, e: &Event) -> Result<(), BridgeError> {
@@ -399,7 +399,7 @@ impl TensorBoardBridge {
         begin(enc, wall_time(e), 0);
         enc.nested(5, |s| text_value(s, &["run/text_summary"], text));
         stats.texts += 1;
-        self.write_record()
+        self.write_summary()
     }
 
     fn train_end(&mut self, e: &Event) -> Result<(), BridgeError> {
@@ -415,7 +415,7 @@ impl TensorBoardBridge {
         enc.nested(5, |s| {
             for_each_leaf(metrics, &mut |name, v| scalar(s, stats, &["final/", name], v));
         });
-        self.write_record()
+        self.write_summary()
     }
 
     fn write_distributions(&mut self, step: u64, wall: f64) -> Result<(), BridgeError> {
@@ -432,6 +432,16 @@ impl TensorBoardBridge {
                 }
             }
         });
+        self.write_summary()
+    }
+
+    /// Writes the event in `self.enc` unless its summary turned out empty (a batch without
+    /// metrics, a layer event without statistics): `nested` then left the summary's key `0x2A`
+    /// and length 0 as the last two bytes.
+    fn write_summary(&mut self) -> Result<(), BridgeError> {
+        if self.enc.buf.ends_with(&[0x2A, 0]) {
+            return Ok(());
+        }
         self.write_record()
     }
 

@@ -216,3 +216,26 @@ fn malformed_histograms_and_odd_values_are_skipped_not_fatal() {
     assert!(s.histograms.is_empty());
     assert_eq!(tb.stats().skipped, 3);
 }
+
+#[test]
+fn events_without_values_write_no_records_but_still_count_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tb = TensorBoardBridge::create(dir.path()).unwrap();
+    let ev = |t: EventType, batch: Option<u64>| {
+        obs_core::Event::new(t, LogLevel::Expert).at(Some(0), batch)
+    };
+    tb.replay([
+        ev(EventType::EpochStart, None),
+        ev(EventType::BatchStart, Some(0)),
+        ev(EventType::LayerForward, Some(0)),
+        ev(EventType::BatchEnd, Some(0)),
+        ev(EventType::BatchEnd, Some(1)).data(data! { "metrics" => data! { "loss" => 0.5 } }),
+        ev(EventType::TrainEnd, None),
+    ])
+    .unwrap();
+    tb.close().unwrap();
+    let read = read_all(tb.path());
+    assert_eq!(read.len(), 3, "version, the loss, the epoch's loss distribution: {read:?}");
+    // The batch without metrics still counted: the loss is at global step 1.
+    assert_eq!(seen(&read[1..]).scalars["batch/loss"], [(1, 0.5)]);
+}
