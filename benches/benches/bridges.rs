@@ -11,6 +11,11 @@
 //!   the bridge holds before and after (`memory_bytes`), which must not grow with the run.
 //!
 //! Each sample writes a new file in a temporary directory and deletes it afterwards.
+//!
+//! Measured (2-core x86-64 VM shared with other builds, load average 4-8, `--warm-up-time 1
+//! --measurement-time 3`): TensorBoard 3.2 M events/s (`batch_end_512`) and 1.4 M events/s
+//! (`expert_mix_512`); W&B 0.94 M and 0.85 M events/s. One million batches: TensorBoard 0.54 s,
+//! 73 MB, 66.8 KB held after 10 epochs and at peak; W&B 1.09 s, 183 MB, 74.5 KB both times.
 
 use std::hint::black_box;
 use std::path::Path;
