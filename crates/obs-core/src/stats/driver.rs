@@ -276,20 +276,19 @@ pub(super) trait BlockKernel: Copy {
 /// straddles two rows.
 #[derive(Debug)]
 pub(super) struct Mask<'a, B> {
-    words: &'a mut [B],
-    col: usize,
+    /// The mask in groups of eight units.
+    words: &'a mut [[B; LANES]],
+    /// The group of the next chunk.
+    at: usize,
 }
 
 impl<B> Mask<'_, B> {
     /// The words of the next chunk's units (`None` only for an empty mask).
     #[inline(always)]
     pub(super) fn next(&mut self) -> Option<&mut [B; LANES]> {
-        let at = self.col;
-        self.col += LANES;
-        if self.col >= self.words.len() {
-            self.col = 0;
-        }
-        self.words.get_mut(at..).and_then(|w| w.first_chunk_mut::<LANES>())
+        let at = self.at;
+        self.at = if at + 1 == self.words.len() { 0 } else { at + 1 };
+        self.words.get_mut(at)
     }
 }
 
@@ -407,12 +406,13 @@ fn run_mode<K: BlockKernel, T: Elem, const S: u8>(
         let k = shift(block);
         let lanes = match alive.as_deref_mut() {
             Some(words) if inline => {
-                let (lanes, next) = chunks::<K, T, S, true>(kern, body, k, Mask { words, col });
+                let mask = Mask { words: words.as_chunks_mut::<LANES>().0, at: col / LANES };
+                let (lanes, next) = chunks::<K, T, S, true>(kern, body, k, mask);
                 col = or_alive(words, tail, next);
                 lanes
             }
             words => {
-                let none = Mask { words: &mut [], col: 0 };
+                let none = Mask { words: &mut [], at: 0 };
                 let lanes = chunks::<K, T, S, false>(kern, body, k, none).0;
                 if let Some(words) = words {
                     col = or_alive(words, block, col);
@@ -469,7 +469,7 @@ fn chunks<K: BlockKernel, T: Elem, const S: u8, const D: bool>(
     k: f64,
     mask: Mask<'_, T::Bits>,
 ) -> (Lanes, usize) {
-    let start = mask.col;
+    let start = mask.at;
     let mut mask = mask;
     let mut lanes = Lanes::new();
     T::fast::<K, S, D>(kern, body, k, &mut lanes, &mut mask);
@@ -478,10 +478,10 @@ fn chunks<K: BlockKernel, T: Elem, const S: u8, const D: bool>(
     // takes the same branch. The careful pass ORs the same words again, which changes nothing.
     if !lanes.s2.iter().all(|v| v.is_finite()) {
         lanes = Lanes::new();
-        mask.col = start;
+        mask.at = start;
         T::careful::<K, S, D>(kern, body, k, &mut lanes, &mut mask);
     }
-    (lanes, mask.col)
+    (lanes, mask.at * LANES)
 }
 
 /// ORs a block's bit patterns into the mask of the units they belong to. `col` is the unit of

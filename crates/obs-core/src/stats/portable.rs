@@ -10,6 +10,9 @@ use super::driver::{
     max_rule, min_rule,
 };
 
+/// Lanes per AVX2 register of `f64`.
+const HALF: usize = LANES / 2;
+
 /// The portable kernel.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Portable;
@@ -147,12 +150,16 @@ impl BlockKernel for Portable {
                     *w |= x.to_bits();
                 }
             }
+            // Min and max pair lanes i and i + 4 first: half the accumulators, which keeps the
+            // AVX2 loop's in registers.
+            for i in 0..HALF {
+                mn[i] = min_rule(mn[i], min_rule(c[i], c[i + HALF]));
+                mx[i] = max_rule(mx[i], max_rule(c[i], c[i + HALF]));
+            }
             for i in 0..LANES {
                 let x = c[i];
                 zeros[i] += u32::from(x == 0.0);
                 sat[i] += u32::from(sat_f64::<S>(x));
-                mn[i] = min_rule(mn[i], x);
-                mx[i] = max_rule(mx[i], x);
                 let d = x - k;
                 s1[i] += d;
                 s2[i] += d * d;
@@ -189,6 +196,12 @@ impl BlockKernel for Portable {
                     *w |= x.to_bits();
                 }
             }
+            let lo = c.map(|x| if x.is_finite() { x } else { f64::INFINITY });
+            let hi = c.map(|x| if x.is_finite() { x } else { f64::NEG_INFINITY });
+            for i in 0..HALF {
+                mn[i] = min_rule(mn[i], min_rule(lo[i], lo[i + HALF]));
+                mx[i] = max_rule(mx[i], max_rule(hi[i], hi[i + HALF]));
+            }
             for i in 0..LANES {
                 let x = c[i];
                 let fin = x.abs() < f64::INFINITY;
@@ -196,8 +209,6 @@ impl BlockKernel for Portable {
                 finite[i] += u32::from(fin);
                 zeros[i] += u32::from(x == 0.0);
                 sat[i] += u32::from(sat_f64::<S>(x) && fin);
-                mn[i] = min_rule(mn[i], if fin { x } else { f64::INFINITY });
-                mx[i] = max_rule(mx[i], if fin { x } else { f64::NEG_INFINITY });
                 let d = if fin { x - k } else { 0.0 };
                 let z = if fin { x } else { 0.0 };
                 s1[i] += d;
