@@ -234,7 +234,8 @@ impl TensorBoardBridge {
             EventType::HealthCheck => self.health(e),
             EventType::TrainStart => self.train_start(e),
             EventType::TrainEnd => self.train_end(e),
-            EventType::EpochStart | EventType::BatchStart => Ok(()),
+            // Summaries restate batch metrics the bridges already wrote as scalars.
+            EventType::EpochStart | EventType::BatchStart | EventType::EpochSummary => Ok(()),
         }
     }
 

@@ -545,7 +545,8 @@ impl WandbBridge {
             EventType::WeightUpdated => self.layer(e, "weights"),
             EventType::HealthCheck => self.health(e),
             EventType::TrainEnd => self.train_end(e),
-            EventType::EpochStart | EventType::BatchStart => Ok(()),
+            // Summaries restate batch metrics the bridges already wrote as scalars.
+            EventType::EpochStart | EventType::BatchStart | EventType::EpochSummary => Ok(()),
         }
     }
 

@@ -94,7 +94,7 @@ impl Severity {
     }
 }
 
-/// The eleven kinds of training event.
+/// The kinds of training event: the reference's eleven plus `epoch_summary`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventType {
@@ -120,11 +120,13 @@ pub enum EventType {
     WeightUpdated,
     /// A health warning or anomaly.
     HealthCheck,
+    /// Per-epoch statistics of the batch metrics (mean/std/min/max), from an epoch summarizer.
+    EpochSummary,
 }
 
 impl EventType {
     /// All event types, in schema order.
-    pub const ALL: [EventType; 11] = [
+    pub const ALL: [EventType; 12] = [
         EventType::TrainStart,
         EventType::TrainEnd,
         EventType::EpochStart,
@@ -136,6 +138,7 @@ impl EventType {
         EventType::GradientComputed,
         EventType::WeightUpdated,
         EventType::HealthCheck,
+        EventType::EpochSummary,
     ];
 
     /// The name used in NDJSON (`"epoch_end"`, ...).
@@ -152,6 +155,7 @@ impl EventType {
             EventType::GradientComputed => "gradient_computed",
             EventType::WeightUpdated => "weight_updated",
             EventType::HealthCheck => "health_check",
+            EventType::EpochSummary => "epoch_summary",
         }
     }
 
@@ -167,6 +171,7 @@ impl EventType {
             | EventType::TrainEnd
             | EventType::EpochStart
             | EventType::EpochEnd
+            | EventType::EpochSummary
             | EventType::HealthCheck => LogLevel::Basic,
             EventType::BatchStart | EventType::BatchEnd | EventType::GradientComputed => {
                 LogLevel::Detailed
@@ -182,7 +187,7 @@ impl EventType {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
-    /// `basic.log`: train and epoch boundaries.
+    /// `basic.log`: train and epoch boundaries and epoch summaries.
     Basic,
     /// `health.log`: health checks and anything of severity warning or worse.
     Health,
@@ -213,7 +218,8 @@ impl Tier {
             EventType::TrainStart
             | EventType::TrainEnd
             | EventType::EpochStart
-            | EventType::EpochEnd => Tier::Basic,
+            | EventType::EpochEnd
+            | EventType::EpochSummary => Tier::Basic,
             _ => Tier::Debug,
         }
     }

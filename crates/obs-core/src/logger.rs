@@ -84,7 +84,7 @@ struct Inner {
     origin: Instant,
     train_started: AtomicU64,
     epoch_started: AtomicU64,
-    by_type: [AtomicU64; 11],
+    by_type: [AtomicU64; EventType::ALL.len()],
     by_severity: [AtomicU64; 5],
     bus: EventBus,
 }

@@ -334,7 +334,8 @@ impl Dashboard {
             EventType::EpochStart
             | EventType::BatchStart
             | EventType::LayerForward
-            | EventType::WeightUpdated => {}
+            | EventType::WeightUpdated
+            | EventType::EpochSummary => {}
         }
         if let Some(ep) = e.epoch {
             self.last_epoch = Some(self.last_epoch.map_or(ep, |l| l.max(ep)));

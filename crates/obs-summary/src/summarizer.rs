@@ -327,7 +327,7 @@ pub fn summary_event(summary: &EpochSummary) -> Event {
     } else {
         obs_core::Severity::Info
     };
-    Event::new(EventType::EpochEnd, LogLevel::Basic)
+    Event::new(EventType::EpochSummary, LogLevel::Basic)
         .at(Some(summary.epoch), None)
         .severity(severity)
         .message(format!("Epoch {} summary ({} batches)", summary.epoch, summary.batches))

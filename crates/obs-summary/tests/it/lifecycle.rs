@@ -127,7 +127,7 @@ fn attached_logger_receives_each_finalized_summary() -> Result<(), Box<dyn std::
     let events = sink.0.lock().expect("not poisoned");
     assert_eq!(events.len(), 3);
     for (e, epoch) in events.iter().zip(0u64..) {
-        assert_eq!(e.event_type, EventType::EpochEnd);
+        assert_eq!(e.event_type, EventType::EpochSummary);
         assert_eq!(e.level, LogLevel::Basic);
         assert_eq!(e.epoch, Some(epoch));
         assert_eq!(e.batch, None);
