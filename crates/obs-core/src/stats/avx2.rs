@@ -194,35 +194,31 @@ fn sat_pd<const S: u8>(x: __m256d, a: __m256d) -> __m256d {
 struct Sums {
     s1: __m256d,
     s2: __m256d,
-    sq: __m256d,
 }
 
 impl Sums {
     #[inline]
     #[target_feature(enable = "avx2")]
     fn new() -> Self {
-        Sums { s1: _mm256_setzero_pd(), s2: _mm256_setzero_pd(), sq: _mm256_setzero_pd() }
+        Sums { s1: _mm256_setzero_pd(), s2: _mm256_setzero_pd() }
     }
 
-    /// `d = x - k`, `s1 += d`, `s2 += d * d`, `sq += x * x`.
+    /// `d = x - k`, `s1 += d`, `s2 += d * d`.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn add(&mut self, x: __m256d, k: __m256d) {
         let d = _mm256_sub_pd(x, k);
         self.s1 = _mm256_add_pd(self.s1, d);
         self.s2 = _mm256_add_pd(self.s2, _mm256_mul_pd(d, d));
-        self.sq = _mm256_add_pd(self.sq, _mm256_mul_pd(x, x));
     }
 
-    /// As [`Sums::add`], with `+0.0` in place of `d` and `x` where `fin` is false.
+    /// As [`Sums::add`], with `+0.0` in place of `d` where `fin` is false.
     #[inline]
     #[target_feature(enable = "avx2")]
     fn add_masked(&mut self, x: __m256d, k: __m256d, fin: __m256d) {
         let d = _mm256_and_pd(_mm256_sub_pd(x, k), fin);
-        let z = _mm256_and_pd(x, fin);
         self.s1 = _mm256_add_pd(self.s1, d);
         self.s2 = _mm256_add_pd(self.s2, _mm256_mul_pd(d, d));
-        self.sq = _mm256_add_pd(self.sq, _mm256_mul_pd(z, z));
     }
 
     /// Stores into lanes `at..at + 4`.
@@ -231,7 +227,6 @@ impl Sums {
     fn store(&self, out: &mut Lanes, at: usize) {
         store_pd(&mut out.s1[at..], self.s1);
         store_pd(&mut out.s2[at..], self.s2);
-        store_pd(&mut out.sq[at..], self.sq);
     }
 }
 

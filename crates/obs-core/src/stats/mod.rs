@@ -23,6 +23,8 @@
 //! Sums use `f64` accumulators (`f32` data is widened exactly). Each block sums `x - k` and
 //! `(x - k)²` for a shift `k` (the mean of the block's first eight finite elements), so data
 //! such as `1e6` plus tiny noise keeps an accurate `std`; blocks are merged with Chan's formula.
+//! The sum of squares for `l2` is derived from the same two sums when that is well conditioned
+//! (checked per block with a rounding-error bound) and summed directly otherwise.
 //! Counts, `min`, `max` and dead units are exact. Against the exact values, `l2` is within a
 //! relative `1e-12`, `mean` within `1e-12 * max|x|` and the variance `std²` within
 //! `1e-12 * (max - min)²` (typically far closer; `stats/tests.rs` derives these bounds and the

@@ -52,7 +52,7 @@ impl BlockKernel for Portable {
         out: &mut Lanes,
         mask: &mut Mask<'_, u32>,
     ) {
-        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
@@ -71,13 +71,11 @@ impl BlockKernel for Portable {
                 let d = xd - k;
                 s1[i] += d;
                 s2[i] += d * d;
-                sq[i] += xd * xd;
             }
         }
         *out = Lanes {
             s1,
             s2,
-            sq,
             min: mn.map(f64::from),
             max: mx.map(f64::from),
             zeros: total(&zeros),
@@ -94,7 +92,7 @@ impl BlockKernel for Portable {
         out: &mut Lanes,
         mask: &mut Mask<'_, u32>,
     ) {
-        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
@@ -115,16 +113,13 @@ impl BlockKernel for Portable {
                 mx[i] = max_rule(mx[i], if fin { x } else { f32::NEG_INFINITY });
                 let xd = f64::from(x);
                 let d = if fin { xd - k } else { 0.0 };
-                let z = if fin { xd } else { 0.0 };
                 s1[i] += d;
                 s2[i] += d * d;
-                sq[i] += z * z;
             }
         }
         *out = Lanes {
             s1,
             s2,
-            sq,
             min: mn.map(f64::from),
             max: mx.map(f64::from),
             zeros: total(&zeros),
@@ -141,7 +136,7 @@ impl BlockKernel for Portable {
         out: &mut Lanes,
         mask: &mut Mask<'_, u64>,
     ) {
-        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
@@ -163,13 +158,11 @@ impl BlockKernel for Portable {
                 let d = x - k;
                 s1[i] += d;
                 s2[i] += d * d;
-                sq[i] += x * x;
             }
         }
         *out = Lanes {
             s1,
             s2,
-            sq,
             min: mn,
             max: mx,
             zeros: total(&zeros),
@@ -186,7 +179,7 @@ impl BlockKernel for Portable {
         out: &mut Lanes,
         mask: &mut Mask<'_, u64>,
     ) {
-        let (mut s1, mut s2, mut sq) = ([0.0f64; LANES], [0.0f64; LANES], [0.0f64; LANES]);
+        let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
@@ -210,16 +203,13 @@ impl BlockKernel for Portable {
                 zeros[i] += u32::from(x == 0.0);
                 sat[i] += u32::from(sat_f64::<S>(x) && fin);
                 let d = if fin { x - k } else { 0.0 };
-                let z = if fin { x } else { 0.0 };
                 s1[i] += d;
                 s2[i] += d * d;
-                sq[i] += z * z;
             }
         }
         *out = Lanes {
             s1,
             s2,
-            sq,
             min: mn,
             max: mx,
             zeros: total(&zeros),
