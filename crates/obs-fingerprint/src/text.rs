@@ -1,5 +1,6 @@
 //! The boxed text form of a fingerprint (the reference's layout).
 
+use std::fmt;
 use std::fmt::Write as _;
 
 use crate::TrainingFingerprint;
@@ -140,6 +141,13 @@ impl TrainingFingerprint {
             (None, None) => "(no commits)".to_owned(),
         };
         if git.dirty { format!("{place} (dirty)") } else { place }
+    }
+}
+
+/// The same text as [`TrainingFingerprint::format_text`].
+impl fmt::Display for TrainingFingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.format_text())
     }
 }
 

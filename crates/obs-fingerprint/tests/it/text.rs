@@ -25,6 +25,7 @@ fn layout_follows_the_reference() {
         .capture()
         .unwrap();
     let text = fp.format_text();
+    assert_eq!(fp.to_string(), text);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.first(), Some(&"╔══ Training Fingerprint ══╗"));
     assert_eq!(lines.last(), Some(&"╚══════════════════════════╝"));
