@@ -450,12 +450,86 @@ impl<'de> Visitor<'de> for DataVisitor {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Data, A::Error> {
-        let mut d = Data::with_capacity(map.size_hint().unwrap_or(0).min(256));
-        while let Some((k, v)) = map.next_entry::<String, Value>()? {
+        let mut d = Data::with_capacity(map.size_hint().unwrap_or(8).min(256));
+        while let Some(KeyDe(k)) = map.next_key::<KeyDe>()? {
+            let v = map.next_value::<Value>()?;
             // A duplicated key keeps the last value, as serde_json does.
             d.insert(k, v);
         }
         Ok(d)
+    }
+}
+
+/// A map key read from JSON. Keys Observatory itself writes are interned as `&'static str`, so
+/// reading logs back allocates only for values and for keys users chose.
+struct KeyDe(Key);
+
+/// Keys written by Observatory's own events; checked before allocating a key.
+const KNOWN_KEYS: &[&str] = &[
+    "metrics",
+    "loss",
+    "accuracy",
+    "val_loss",
+    "val_accuracy",
+    "duration_s",
+    "count",
+    "mean",
+    "std",
+    "min",
+    "max",
+    "l2_norm",
+    "zeros_pct",
+    "nan_count",
+    "inf_count",
+    "activation",
+    "saturation_pct",
+    "dead_units",
+    "units",
+    "dead_units_pct",
+    "shape",
+    "grad_norm",
+    "update_norm",
+    "rule_name",
+    "trigger",
+    "diagnosis",
+    "recommendations",
+    "total_epochs",
+    "model_info",
+    "summary",
+    "non_finite",
+    "value",
+    "threshold",
+    "repeats",
+    "fingerprint",
+    "hyperparameters",
+];
+
+fn intern(k: &str) -> Key {
+    match KNOWN_KEYS.iter().find(|known| **known == k) {
+        Some(known) => Key::Borrowed(known),
+        None => Key::Owned(k.to_owned()),
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyDe {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = KeyDe;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<KeyDe, E> {
+                Ok(KeyDe(intern(v)))
+            }
+            fn visit_string<E>(self, v: String) -> Result<KeyDe, E> {
+                Ok(KeyDe(match intern(&v) {
+                    Key::Borrowed(k) => Key::Borrowed(k),
+                    Key::Owned(_) => Key::Owned(v),
+                }))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 
