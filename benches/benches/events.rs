@@ -15,8 +15,7 @@ fn batch_end() -> Event {
 
 fn layer_forward() -> Event {
     let acts: Vec<f32> = (0..32 * 64).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 0.5).collect();
-    let stats =
-        tensor_stats(TensorView::new(&acts, &[32, 64]).expect("shape"), Activation::Relu);
+    let stats = tensor_stats(TensorView::new(&acts, &[32, 64]).expect("shape"), Activation::Relu);
     let mut data = stats.to_data();
     data.insert("shape", vec![32usize, 64]);
     Event::new(EventType::LayerForward, LogLevel::Expert)
