@@ -1,8 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
-//! - `ci`: every quality gate CI runs (fmt, clippy, tests, docs).
-//! - `test`: the test suite alone.
-//! - `bench [crate]`: the criterion benchmarks.
+//! - `ci`: every quality gate CI runs (fmt, clippy, tests, examples, docs).
+//! - `test`: the test suite and the examples.
+//! - `bench [crate]`: the criterion benchmarks, all or those of one crate.
+//! - `release prepare <version>` | `release check` | `release publish [--dry-run]`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result, bail};
 
 mod browser;
 mod python;
+mod release;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,23 +22,45 @@ fn main() -> Result<()> {
         ["test"] => test(),
         ["bench"] => bench(None),
         ["bench", name] => bench(Some(name)),
+        ["release", "prepare", version] => release::prepare(version),
+        ["release", "check"] => release::check(),
+        ["release", "publish"] => release::publish(false),
+        ["release", "publish", "--dry-run"] => release::publish(true),
         _ => {
-            eprintln!("usage: cargo xtask <ci | test | bench [crate]>");
+            eprintln!(
+                "usage: cargo xtask <ci | test | bench [crate] | release prepare <version> | \
+                 release check | release publish [--dry-run]>"
+            );
             bail!("unknown command {args:?}")
         }
     }
 }
 
-fn project_root() -> PathBuf {
+pub(crate) fn project_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
-fn run(what: &str, program: &str, args: &[&str], envs: &[(String, String)]) -> Result<()> {
+pub(crate) fn run(
+    what: &str,
+    program: &str,
+    args: &[&str],
+    envs: &[(String, String)],
+) -> Result<()> {
+    run_in(&project_root(), what, program, args, envs)
+}
+
+fn run_in(
+    dir: &Path,
+    what: &str,
+    program: &str,
+    args: &[&str],
+    envs: &[(String, String)],
+) -> Result<()> {
     eprintln!("==> {what}: {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)
         .envs(envs.iter().map(|(k, v)| (k, v)))
-        .current_dir(project_root())
+        .current_dir(dir)
         .status()
         .with_context(|| format!("could not run {program}"))?;
     if !status.success() {
@@ -45,7 +69,7 @@ fn run(what: &str, program: &str, args: &[&str], envs: &[(String, String)]) -> R
     Ok(())
 }
 
-fn ci() -> Result<()> {
+pub(crate) fn ci() -> Result<()> {
     run("format", "cargo", &["fmt", "--all", "--check"], &[])?;
     run(
         "clippy",
@@ -71,18 +95,74 @@ fn test() -> Result<()> {
     python::provision(&mut env)?;
     browser::provision(&mut env)?;
     run("tests", "cargo", &["test", "--workspace", "--all-features"], &env)?;
-    run(
-        "examples",
-        "cargo",
-        &["run", "--quiet", "-p", "obs-examples", "--example", "quickstart"],
-        &[],
-    )
+    examples()
 }
 
-fn bench(krate: Option<&str>) -> Result<()> {
-    let mut args = vec!["bench", "-p", "obs-benches"];
-    if let Some(k) = krate {
-        args.extend(["--bench", k]);
+/// Runs every example, each in a fresh temporary directory so the files they write (logs,
+/// dashboards, bridge runs) never land in the checkout or collide with each other.
+fn examples() -> Result<()> {
+    let root = project_root();
+    let manifest = root.join("Cargo.toml");
+    let manifest = manifest.to_str().context("project path is not UTF-8")?;
+    let mut names: Vec<String> = std::fs::read_dir(root.join("examples"))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".rs").map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    for name in &names {
+        let dir = std::env::temp_dir().join(format!("obs-example-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let result = run_in(
+            &dir,
+            &format!("example {name}"),
+            "cargo",
+            &[
+                "run",
+                "--quiet",
+                "--manifest-path",
+                manifest,
+                "-p",
+                "obs-examples",
+                "--example",
+                name,
+            ],
+            &[],
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        result?;
     }
-    run("benchmarks", "cargo", &args, &[])
+    Ok(())
+}
+
+/// The criterion benches of each crate (all live in the `obs-benches` package).
+const BENCHES: &[(&str, &[&str])] = &[
+    ("obs-core", &["kernels", "bus", "events"]),
+    ("obs-adaptive", &["adaptive"]),
+    ("obs-health", &["health"]),
+    ("obs-summary", &["summary"]),
+    ("obs-storage", &["storage"]),
+    ("obs-dashboard", &["dashboard"]),
+    ("obs-fingerprint", &["fingerprint"]),
+    ("obs-bridges", &["bridges"]),
+];
+
+fn bench(krate: Option<&str>) -> Result<()> {
+    let Some(krate) = krate else {
+        return run("benchmarks", "cargo", &["bench", "-p", "obs-benches"], &[]);
+    };
+    let benches = BENCHES
+        .iter()
+        .find(|(name, benches)| *name == krate || benches.contains(&krate))
+        .map(|(name, benches)| if *name == krate { benches.to_vec() } else { vec![krate] })
+        .with_context(|| {
+            let known: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
+            format!("no benches for {krate:?}; crates with benches: {}", known.join(", "))
+        })?;
+    for b in benches {
+        run(&format!("bench {b}"), "cargo", &["bench", "-p", "obs-benches", "--bench", b], &[])?;
+    }
+    Ok(())
 }
