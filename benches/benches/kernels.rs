@@ -5,8 +5,8 @@
 //! into 32 lanes, vectorised with AVX2 where present), `avx2` and `portable` (`tensor_stats_with`
 //! on a 2-D view with sigmoid saturation, so every statistic including dead units is computed).
 //! All report `Throughput::Bytes`, so the ratio kernel/read is the ratio of the GB/s figures.
-//! The functions of a group run interleaved (read, avx2, portable, read, ...) and each reports
-//! only its own time, so load from other processes hits them alike.
+//! The functions of a group run interleaved (read, avx2, portable, then avx2, portable, read,
+//! ...) and each reports only its own time, so load from other processes hits them alike.
 //!
 //! `layer_forward/256x4096/f32` compares `TrainingLogger::on_layer_forward` at EXPERT (kernel,
 //! event, one channel send; no backend) with `tensor_stats` alone, interleaved the same way.
@@ -34,7 +34,7 @@ fn data(len: usize) -> Vec<f64> {
             s ^= s << 13;
             s ^= s >> 7;
             s ^= s << 17;
-            if s % 4 == 0 { 0.0 } else { (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0 }
+            if s.is_multiple_of(4) { 0.0 } else { (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0 }
         })
         .collect()
 }
@@ -128,13 +128,16 @@ impl Elem for f64 {
 
 /// Runs every function once per iteration, in turn, and returns the time spent in `fs[me]`
 /// alone. Every function of a group measures through this same loop, so the load of a shared
-/// machine and the cache state affect all of them alike and their ratio stays meaningful.
+/// machine and the cache state affect all of them alike and their ratio stays meaningful. The
+/// starting function rotates each iteration so that none always runs right after another.
 fn interleaved(fs: &mut [Box<dyn FnMut() + '_>], me: usize, iters: u64) -> Duration {
     let mut mine = Duration::ZERO;
-    for _ in 0..iters {
-        for (i, f) in fs.iter_mut().enumerate() {
+    let n = fs.len();
+    for it in 0..iters {
+        for j in 0..n {
+            let i = (j + it as usize) % n;
             let start = Instant::now();
-            f();
+            fs[i]();
             if i == me {
                 mine += start.elapsed();
             }
