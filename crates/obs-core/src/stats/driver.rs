@@ -70,7 +70,8 @@ pub(super) fn max_rule<F: PartialOrd>(acc: F, x: F) -> F {
 ///
 /// `s1` and `s2` are sums of `x - k` and `(x - k)²` for the block's shift `k` (the sum of `x²`
 /// is derived from them, see [`block_sq`]). Non-finite elements add `+0.0` to the sums and
-/// leave `min`/`max` alone.
+/// leave `min`/`max` alone. The `f64` chunk loops fold lane `i + 4` into lane `i` for `min` and
+/// `max` (which keeps their accumulators in registers) and leave lanes 4-7 at the identity.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lanes {
     pub(super) s1: [f64; LANES],
@@ -97,8 +98,8 @@ impl Lanes {
         }
     }
 
-    /// Adds one element to lane `i` with the same operations, in the same order, as the
-    /// careful chunk loops of every kernel.
+    /// Adds one tail element to lane `i`, with the careful loops' treatment of NaN and
+    /// infinities. Shared code, so the tail is reduced alike whichever kernel ran the chunks.
     #[inline(always)]
     fn push(&mut self, i: usize, x: f64, k: f64, act: Activation) {
         let fin = x.is_finite();
