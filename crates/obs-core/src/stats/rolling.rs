@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 ///
 /// Non-finite values are not mixed into the moments: they are counted in
 /// [`Welford::non_finite`] so a NaN loss is reported rather than poisoning the mean.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Welford {
     count: u64,
     mean: f64,
@@ -16,6 +16,13 @@ pub struct Welford {
     min: f64,
     max: f64,
     non_finite: u64,
+}
+
+/// Same as [`Welford::new`]: min and max start as NaN, not 0.
+impl Default for Welford {
+    fn default() -> Self {
+        Welford::new()
+    }
 }
 
 impl Welford {
@@ -232,6 +239,7 @@ mod tests {
     fn empty_welford_and_window_are_nan_not_panics() {
         assert!(Welford::new().mean().is_nan());
         assert!(Welford::new().std().is_nan());
+        assert!(Welford::default().min().is_nan() && Welford::default().max().is_nan());
         let w = RollingWindow::new(0);
         assert_eq!(w.capacity(), 1);
         assert!(w.mean().is_nan() && w.min().is_nan());
