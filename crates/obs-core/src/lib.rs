@@ -6,6 +6,7 @@ mod event;
 mod level;
 mod logger;
 pub mod stats;
+pub mod time;
 mod value;
 
 pub use backend::{Backend, BackendError};

@@ -1,5 +1,6 @@
 //! UTC timestamps without a date-time dependency.
 
+use obs_core::time::civil_from_days;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A capture instant: Unix milliseconds (negative before 1970).
@@ -49,20 +50,6 @@ pub(crate) fn display_utc(rfc3339: &str) -> String {
         }
         _ => rfc3339.to_owned(),
     }
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use obs_core::Tier;
 use serde::{Deserialize, Serialize};
 
 use crate::StorageError;
+use obs_core::time::civil_from_days;
 
 /// The name of the reproducibility record written next to the logs.
 pub const FINGERPRINT_FILE: &str = "fingerprint.json";
@@ -204,20 +205,6 @@ pub(crate) fn utc_stamp(unix_secs: u64) -> String {
     let secs = unix_secs % 86_400;
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", secs / 3600, secs / 60 % 60, secs % 60)
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 #[cfg(test)]
