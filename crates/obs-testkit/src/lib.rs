@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod alloc;
 mod data;
 mod net;
 mod observer;
@@ -11,10 +12,12 @@ use std::str::FromStr;
 
 pub use obs_core::{Activation, TensorView};
 
+pub use alloc::{CountingAllocator, allocations};
 pub use data::{Dataset, Samples, split};
 pub use net::l2_norm;
 pub use observer::{
     BatchReport, EpochReport, History, LayerInfo, LoggerObserver, TrainObserver, TrainOutcome,
+    model_info,
 };
 pub use rng::Rng;
 pub use train::train;

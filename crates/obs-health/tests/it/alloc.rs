@@ -3,49 +3,15 @@
 //! A counting global allocator records allocations per thread, so tests running in parallel
 //! do not disturb each other.
 
-#![allow(unsafe_code)] // A `GlobalAlloc` impl is unsafe by definition; it only forwards to `System`.
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-
 use obs_core::{Activation, TensorView, tensor_stats};
 use obs_health::{ActivationStats, BatchInput};
 
 use crate::support::engine;
 
-struct Counting;
-
-thread_local! {
-    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the only
-// addition is bumping a const-initialised thread-local counter, which never allocates.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.with(|c| c.set(c.get() + 1));
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use obs_testkit::allocations;
 
 #[global_allocator]
-static GLOBAL: Counting = Counting;
-
-fn allocations() -> u64 {
-    ALLOCATIONS.with(Cell::get)
-}
+static GLOBAL: obs_testkit::CountingAllocator = obs_testkit::CountingAllocator;
 
 #[test]
 fn quiet_batches_do_not_allocate() {
