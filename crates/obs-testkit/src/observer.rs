@@ -326,25 +326,28 @@ impl LoggerObserver {
     }
 }
 
+/// The model description [`LoggerObserver`] records with `train_start`: name, scenario, seed,
+/// layers (name and activation), parameter count, optimiser, learning rate and batch size.
+pub fn model_info(config: &RunConfig, layers: &[LayerInfo]) -> Data {
+    let layer_list: Vec<obs_core::Value> = layers
+        .iter()
+        .map(|l| data! { "name" => l.name.as_str(), "activation" => l.activation.as_str() }.into())
+        .collect();
+    data! {
+        "name" => "obs-testkit mlp",
+        "scenario" => config.scenario.name(),
+        "seed" => config.seed,
+        "layers" => layer_list,
+        "parameters" => config.parameter_count(),
+        "optimizer" => config.optimizer.name(),
+        "learning_rate" => config.learning_rate,
+        "batch_size" => config.batch_size,
+    }
+}
+
 impl TrainObserver for LoggerObserver {
     fn train_start(&mut self, config: &RunConfig, layers: &[LayerInfo]) {
-        let layer_list: Vec<obs_core::Value> = layers
-            .iter()
-            .map(|l| {
-                data! { "name" => l.name.as_str(), "activation" => l.activation.as_str() }.into()
-            })
-            .collect();
-        let info = data! {
-            "name" => "obs-testkit mlp",
-            "scenario" => config.scenario.name(),
-            "seed" => config.seed,
-            "layers" => layer_list,
-            "parameters" => config.parameter_count(),
-            "optimizer" => config.optimizer.name(),
-            "learning_rate" => config.learning_rate,
-            "batch_size" => config.batch_size,
-        };
-        self.logger.on_train_start(config.epochs, info);
+        self.logger.on_train_start(config.epochs, model_info(config, layers));
     }
     fn epoch_start(&mut self, epoch: u64) {
         self.logger.on_epoch_start(epoch);

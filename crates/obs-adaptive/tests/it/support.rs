@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use obs_adaptive::{AdaptiveLogger, AnomalyConfig};
 use obs_core::{
-    Backend, BackendError, Event, EventType, LogLevel, TensorView, TrainingLogger, Value, data,
+    Backend, BackendError, Event, EventType, LogLevel, TensorView, TrainingLogger, data,
 };
 use obs_testkit::{BatchReport, EpochReport, LayerInfo, RunConfig, TrainObserver, TrainOutcome};
 
@@ -91,22 +91,7 @@ pub(crate) struct AdaptiveObserver {
 impl TrainObserver for AdaptiveObserver {
     fn train_start(&mut self, config: &RunConfig, layers: &[LayerInfo]) {
         // The same model info `obs_testkit::LoggerObserver` records, so byte counts compare.
-        let layer_list: Vec<Value> = layers
-            .iter()
-            .map(|l| {
-                data! { "name" => l.name.as_str(), "activation" => l.activation.as_str() }.into()
-            })
-            .collect();
-        let info = data! {
-            "name" => "obs-testkit mlp",
-            "scenario" => config.scenario.name(),
-            "seed" => config.seed,
-            "layers" => layer_list,
-            "parameters" => config.parameter_count(),
-            "optimizer" => config.optimizer.name(),
-            "learning_rate" => config.learning_rate,
-            "batch_size" => config.batch_size,
-        };
+        let info = obs_testkit::model_info(config, layers);
         self.logger.on_train_start(config.epochs, info);
     }
     fn epoch_start(&mut self, epoch: u64) {
