@@ -98,6 +98,7 @@ fn dataset_name(dataset: &Dataset) -> String {
             format!("spirals (classes {classes}, turns {turns}, noise {noise})")
         }
         Dataset::Blobs { classes, spread } => format!("blobs (classes {classes}, spread {spread})"),
+        Dataset::Iris | Dataset::Wine => dataset.name().to_owned(),
     }
 }
 

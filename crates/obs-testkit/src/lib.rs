@@ -29,6 +29,18 @@ pub use train::train;
 /// stays finite and in range, and the run recovers within a few batches.
 pub const SPIKE_INPUT_SCALE: f32 = -1.0;
 
+/// How the batch named by [`RunConfig::inject_spike_at`] is corrupted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Corruption {
+    /// Its inputs are multiplied by [`SPIKE_INPUT_SCALE`] (for the spirals: every point moves
+    /// onto the other arm).
+    #[default]
+    NegateInputs,
+    /// Its labels are shifted to the next class (`y -> (y + 1) mod classes`): a batch whose
+    /// labels went out of step with its inputs, as a broken data pipeline makes.
+    ShiftLabels,
+}
+
 /// A training run showing one behaviour, healthy or pathological.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scenario {
@@ -211,9 +223,16 @@ pub struct RunConfig {
     pub learning_rate: f32,
     /// Multiplies the He (ReLU) or Glorot (others) initial weight standard deviation.
     pub init_scale: f32,
-    /// `(epoch, batch)`: that batch's inputs are multiplied by [`SPIKE_INPUT_SCALE`] so its loss
+    /// `(epoch, batch)`: that batch is corrupted as [`RunConfig::corruption`] says, so its loss
     /// spikes.
     pub inject_spike_at: Option<(u64, u64)>,
+    /// How the batch at [`RunConfig::inject_spike_at`] is corrupted.
+    pub corruption: Corruption,
+    /// Shuffle the training labels once, independently of the inputs, before training: the
+    /// inputs then carry no information about the labels (a data pipeline that joined the two
+    /// wrongly), so the loss cannot fall much below its initial level. Validation labels are
+    /// left alone.
+    pub shuffle_labels: bool,
     /// Initial bias of every hidden unit (the output layer starts at 0).
     pub bias_init: f32,
     /// The synthetic dataset.
@@ -240,6 +259,12 @@ impl RunConfig {
         total + fan_in * self.dataset.classes() + self.dataset.classes()
     }
 
+    /// The same configuration with another seed.
+    #[must_use]
+    pub fn with_seed(self, seed: u64) -> RunConfig {
+        RunConfig { seed, ..self }
+    }
+
     /// The default configuration that shows `scenario` (seed 42); see the crate docs.
     pub fn for_scenario(scenario: Scenario) -> RunConfig {
         use Activation::{Linear, Relu, Sigmoid, Tanh};
@@ -255,6 +280,8 @@ impl RunConfig {
             learning_rate: 0.01,
             init_scale: 1.0,
             inject_spike_at: None,
+            corruption: Corruption::NegateInputs,
+            shuffle_labels: false,
             bias_init: 0.0,
             dataset: Dataset::TWO_SPIRALS,
         };

@@ -8,7 +8,7 @@ use crate::data::split;
 use crate::net::{Mlp, l2_norm};
 use crate::observer::{BatchReport, EpochReport, LayerInfo, TrainObserver, TrainOutcome};
 use crate::rng::Rng;
-use crate::{RunConfig, SPIKE_INPUT_SCALE};
+use crate::{Corruption, RunConfig, SPIKE_INPUT_SCALE};
 
 /// Rows per validation forward pass: bounds the activation buffers, not the result.
 const EVAL_CHUNK: usize = 256;
@@ -27,8 +27,11 @@ fn view<'a>(data: &'a [f32], shape: &'a [usize]) -> TensorView<'a> {
 pub fn train(config: &RunConfig, observer: &mut dyn TrainObserver) -> TrainOutcome {
     let classes = config.dataset.classes();
     let features = config.dataset.features();
-    let (train_set, val_set) =
+    let (mut train_set, val_set) =
         split(&config.dataset, config.train_samples, config.val_samples, config.seed);
+    if config.shuffle_labels {
+        Rng::stream(config.seed, 4).shuffle(&mut train_set.y);
+    }
     let mut net = Mlp::new(
         features,
         &config.hidden,
@@ -77,7 +80,12 @@ pub fn train(config: &RunConfig, observer: &mut dyn TrainObserver) -> TrainOutco
                 yb.push(train_set.y[i]);
             }
             if config.inject_spike_at == Some((epoch, batch)) {
-                xb.iter_mut().for_each(|v| *v *= SPIKE_INPUT_SCALE);
+                match config.corruption {
+                    Corruption::NegateInputs => {
+                        xb.iter_mut().for_each(|v| *v *= SPIKE_INPUT_SCALE);
+                    }
+                    Corruption::ShiftLabels => yb.iter_mut().for_each(|y| *y = (*y + 1) % classes),
+                }
             }
             let n = rows.len();
             observer.batch_start(epoch, batch);
