@@ -3,9 +3,11 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use obs_core::stats::RollingWindow;
-use obs_core::{Activation, Data, Severity, TrainingLogger, data};
+use obs_core::{Activation, Data, Severity, TensorStats, TrainingLogger, data};
 use serde::{Deserialize, Serialize};
 
+use crate::epoch::EpochRules;
+use crate::loss::{Divergence, LossRules};
 use crate::rule::RULE_COUNT;
 use crate::{ActivationStats, BatchInput, ConfigError, HealthWarning, Rule, WarningConfig};
 
@@ -24,6 +26,12 @@ struct LayerState {
     name: Box<str>,
     /// Previous finite gradient norms: the spike baseline.
     grads: RollingWindow,
+    /// Consecutive batches with the dead-unit percentage over the threshold.
+    dead_run: u64,
+    /// Consecutive batches with the saturation percentage over the threshold.
+    saturation_run: u64,
+    /// Consecutive batches with the gradient norm below the vanishing threshold.
+    vanishing_run: u64,
     /// Consecutive reported update norms below the stagnation delta.
     small_updates: u64,
     /// Consecutive reported update norms exactly zero while another layer moved.
@@ -31,10 +39,25 @@ struct LayerState {
     dedup: [Dedup; RULE_COUNT],
 }
 
+impl LayerState {
+    fn new(name: &str, window: usize) -> Self {
+        LayerState {
+            name: name.into(),
+            grads: RollingWindow::new(window),
+            dead_run: 0,
+            saturation_run: 0,
+            vanishing_run: 0,
+            small_updates: 0,
+            frozen_updates: 0,
+            dedup: Default::default(),
+        }
+    }
+}
+
 /// Where a finding is de-duplicated.
 #[derive(Clone, Copy, Debug)]
 enum Scope {
-    /// A run-wide batch finding (the loss rules).
+    /// A run-wide batch finding (the loss rules, spikes, non-finite values).
     Batch,
     /// A run-wide epoch finding.
     Epoch,
@@ -82,15 +105,28 @@ impl HealthSummary {
 /// and at most [`WarningConfig::max_recent`] kept warnings. De-duplication is counted in checks
 /// (never wall-clock time), so a run gives the same warnings on any machine.
 ///
+/// Once a NaN or infinity appears (in the loss, a gradient, an output or a weight) only the
+/// non-finite rules are judged until a batch is finite again: every other number of a poisoned
+/// run is garbage, and warning about it would bury the one finding that matters.
+///
 /// When a [`TrainingLogger`] is attached ([`with_logger`](Self::with_logger)), every warning is
 /// also emitted through it as a `health_check` event and reaches every backend.
+///
+/// # Streaming
+/// A loop that learns a batch's numbers one at a time (an adaptive logger, a framework
+/// integration) can feed them as they come instead of building a [`BatchInput`]:
+/// [`open_batch`](Self::open_batch), then any of the `observe_*` methods, then
+/// [`close_batch`](Self::close_batch); [`take_warnings`](Self::take_warnings) hands out what
+/// fired so far. `check_batch` is exactly that sequence.
 ///
 /// # Examples
 /// ```
 /// use obs_core::Activation;
 /// use obs_health::{ActivationStats, AutoHealthWarnings, BatchInput, WarningConfig};
 ///
-/// let mut engine = AutoHealthWarnings::new(WarningConfig::default())?;
+/// let mut config = WarningConfig::default();
+/// config.dead_relu_patience = 1; // judge every batch on its own
+/// let mut engine = AutoHealthWarnings::new(config)?;
 /// let grads = [("dense_0", 0.05), ("dense_1", 0.03)];
 /// let acts = [("dense_0", ActivationStats::new(Activation::Relu).dead_units_pct(62.0))];
 /// let input = BatchInput::new(5, 10).loss(0.4).gradient_norms(&grads).activations(&acts);
@@ -112,41 +148,44 @@ pub struct AutoHealthWarnings {
     untracked: [Dedup; RULE_COUNT],
     global_batch: [Dedup; RULE_COUNT],
     global_epoch: [Dedup; RULE_COUNT],
-    /// Recent finite batch losses: the divergence window.
-    losses: RollingWindow,
-    /// Reused buffer for medians, so judging divergence does not allocate.
-    scratch: Vec<f64>,
-    /// Median of the first full divergence window: the run's initial loss level.
-    initial_loss: Option<f64>,
-    /// Recent finite epoch training losses: the stagnation window.
-    epoch_losses: RollingWindow,
-    /// Consecutive epochs with `val/train` above the ratio.
-    overfit_run: u64,
+    loss: LossRules,
+    epoch_rules: EpochRules,
+    batch: Batch,
+    /// Whether the last closed batch held a NaN or infinity.
+    poisoned: bool,
+    /// Warnings fired and not yet handed out by `take_warnings`.
+    found: Vec<HealthWarning>,
     fired: [u64; RULE_COUNT],
     suppressed: [u64; RULE_COUNT],
     by_severity: [u64; 5],
     recent: VecDeque<HealthWarning>,
 }
 
+/// The batch being checked.
+#[derive(Debug, Default)]
+struct Batch {
+    open: bool,
+    epoch: u64,
+    batch: u64,
+    step: u64,
+    /// Whether a NaN or infinity was seen in it.
+    non_finite: bool,
+    loss: Option<f64>,
+    /// Layers whose gradient norm was judged for a spike, and those that jumped.
+    spike_judged: u32,
+    spike_jumped: u32,
+    /// The largest jump: ratio, norm, rolling average, layer slot.
+    biggest_jump: Option<(f64, f64, f64, usize)>,
+    /// `(layer slot, update norm)` of the layers that reported an update.
+    updates: Vec<(usize, f64)>,
+    /// Findings suppressed as repeats in this batch.
+    repeats: u64,
+}
+
 impl Default for AutoHealthWarnings {
     /// An engine with the default configuration.
     fn default() -> Self {
         Self::build(WarningConfig::default())
-    }
-}
-
-fn median(values: &mut [f64]) -> f64 {
-    let n = values.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    let (lower, upper, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
-    let upper = *upper;
-    if n % 2 == 1 {
-        upper
-    } else {
-        let below = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        below / 2.0 + upper / 2.0
     }
 }
 
@@ -171,11 +210,11 @@ impl AutoHealthWarnings {
             untracked: Default::default(),
             global_batch: Default::default(),
             global_epoch: Default::default(),
-            losses: RollingWindow::new(config.loss_divergence_window),
-            scratch: Vec::with_capacity(config.loss_divergence_window),
-            initial_loss: None,
-            epoch_losses: RollingWindow::new(config.loss_stagnation_patience),
-            overfit_run: 0,
+            loss: LossRules::new(&config),
+            epoch_rules: EpochRules::new(&config),
+            batch: Batch::default(),
+            poisoned: false,
+            found: Vec::new(),
             fired: [0; RULE_COUNT],
             suppressed: [0; RULE_COUNT],
             by_severity: [0; 5],
@@ -210,6 +249,12 @@ impl AutoHealthWarnings {
     /// The configuration.
     pub fn config(&self) -> &WarningConfig {
         &self.config
+    }
+
+    /// Whether the run is poisoned: the last closed batch (or the open one so far) held a NaN
+    /// or infinity, so only the non-finite rules are judged.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned || self.batch.non_finite
     }
 
     /// Forgets all history, counters and kept warnings (the configuration and an attached
@@ -256,13 +301,7 @@ impl AutoHealthWarnings {
             return None;
         }
         let i = self.layers.len();
-        self.layers.push(LayerState {
-            name: name.into(),
-            grads: RollingWindow::new(self.config.gradient_spike_window),
-            small_updates: 0,
-            frozen_updates: 0,
-            dedup: Default::default(),
-        });
+        self.layers.push(LayerState::new(name, self.config.gradient_spike_window));
         self.index.insert(name.into(), i);
         Some(i)
     }
@@ -283,32 +322,42 @@ impl AutoHealthWarnings {
         {
             slot.suppressed += 1;
             self.suppressed[rule.index()] += 1;
+            self.batch.repeats += 1;
             return None;
         }
         slot.last = Some(step);
         Some(std::mem::take(&mut slot.suppressed))
     }
 
-    /// Records a warning that passed de-duplication and hands it out.
-    #[allow(clippy::too_many_arguments)] // A private sink for every rule; a struct adds nothing.
-    fn fire(
-        &mut self,
-        out: &mut Vec<HealthWarning>,
-        rule: Rule,
-        layer: Option<&str>,
-        epoch: u64,
-        batch: Option<u64>,
-        repeats: u64,
-        message: String,
-        mut data: Data,
-    ) {
+    /// Whether `rule` may be judged now: non-finite rules always, the others only while the
+    /// run is not poisoned.
+    fn judged(&self, rule: Rule) -> bool {
+        rule.is_non_finite_rule() || !self.is_poisoned()
+    }
+
+    /// De-duplicates a finding of the open batch and, when it passes, records it.
+    fn finding(&mut self, f: Finding<'_>, scope: Scope) {
+        let step = self.batch.step;
+        if let Some(repeats) = self.admit(f.rule, scope, step) {
+            let (epoch, batch) = (self.batch.epoch, Some(self.batch.batch));
+            self.fire(f, epoch, batch, repeats);
+        }
+    }
+
+    /// Records a warning that passed de-duplication.
+    fn fire(&mut self, f: Finding<'_>, epoch: u64, batch: Option<u64>, repeats: u64) {
+        let mut data = f.data;
+        if let Some((value, threshold)) = f.value {
+            data.insert("value", value);
+            data.insert("threshold", threshold);
+        }
         data.insert("repeats", repeats);
-        let mut w = HealthWarning::new(rule, message);
-        w.layer_name = layer.map(str::to_owned);
+        let mut w = HealthWarning::new(f.rule, f.message);
+        w.layer_name = f.layer.map(str::to_owned);
         w.epoch = Some(epoch);
         w.batch = batch;
         w.data = data;
-        self.fired[rule.index()] += 1;
+        self.fired[f.rule.index()] += 1;
         self.by_severity[w.severity as usize] += 1;
         if self.config.max_recent > 0 {
             if self.recent.len() >= self.config.max_recent {
@@ -319,274 +368,259 @@ impl AutoHealthWarnings {
         if let Some(logger) = &self.logger {
             logger.emit(w.to_event());
         }
-        out.push(w);
+        self.found.push(w);
+    }
+
+    /// The warnings fired since the last call, oldest first (no allocation when none fired).
+    pub fn take_warnings(&mut self) -> Vec<HealthWarning> {
+        std::mem::take(&mut self.found)
+    }
+
+    /// Findings suppressed as repeats of an earlier warning in the open (or last) batch: a
+    /// condition still present but already reported.
+    pub fn batch_repeats(&self) -> u64 {
+        self.batch.repeats
     }
 
     /// Runs every batch rule on one batch and returns the warnings that fired, in a fixed
-    /// order: loss rules, then gradient, activation, update and weight rules in input order.
+    /// order: the non-finite rules, loss divergence, then gradient, activation, update and
+    /// weight rules in input order, then the rules that compare layers (gradient spike, loss
+    /// spike, weight stagnation).
     ///
     /// Allocates nothing when no rule fires, apart from growing per-layer state the first time
     /// a layer name is seen. Never panics: NaN, infinities, negative or huge numbers, empty
     /// slices, unknown and repeated layer names all have defined behaviour (`docs/health.md`).
     pub fn check_batch(&mut self, input: &BatchInput<'_>) -> Vec<HealthWarning> {
-        let mut out = Vec::new();
-        let step = self.batch_step;
-        self.batch_step += 1;
-        let (epoch, batch) = (input.epoch, Some(input.batch));
-
+        self.open_batch(input.epoch, input.batch);
+        // A NaN anywhere in the batch mutes every other rule for the whole batch.
+        self.batch.non_finite |= batch_has_non_finite(input);
         if let Some(loss) = input.loss {
-            self.check_loss(&mut out, step, epoch, batch, loss);
+            self.observe_loss(loss);
         }
-
         for (i, &(name, norm)) in input.gradient_norms.iter().enumerate() {
-            self.check_gradient(&mut out, step, epoch, batch, i, name, norm);
+            self.observe_gradient_at(i, name, norm);
         }
         for (i, &(name, count)) in input.gradient_non_finite.iter().enumerate() {
-            if count == 0 {
-                continue;
-            }
             // A layer whose norm was already non-finite in this batch has been reported.
             let norm_reported =
                 input.gradient_norms.iter().any(|&(n, norm)| n == name && !norm.is_finite());
             if !norm_reported {
-                let slot = self.layer(i, name);
-                if let Some(repeats) = self.admit(Rule::GradientNanInf, Scope::Layer(slot), step) {
-                    self.fire(
-                        &mut out,
-                        Rule::GradientNanInf,
-                        Some(name),
-                        epoch,
-                        batch,
-                        repeats,
-                        format!("NaN/Inf in gradient of '{name}' ({count} non-finite elements)"),
-                        data! { "non_finite_count" => count },
-                    );
-                }
+                self.observe_gradient_non_finite_at(i, name, count);
             }
         }
-
         for (i, &(name, stats)) in input.activations.iter().enumerate() {
-            self.check_activation(&mut out, step, epoch, batch, i, name, stats);
+            self.observe_activation_at(i, name, stats);
         }
         for (i, (name, stats)) in input.activation_tensors.iter().enumerate() {
-            self.check_activation(&mut out, step, epoch, batch, i, name, stats.into());
+            self.observe_activation_at(i, name, stats.into());
         }
-
-        self.check_updates(&mut out, step, epoch, batch, input.update_norms);
-
+        for (i, &(name, update)) in input.update_norms.iter().enumerate() {
+            self.observe_update_at(i, name, update);
+        }
         for (i, (name, stats)) in input.weight_tensors.iter().enumerate() {
-            if stats.count > 0 && stats.zeros == stats.count {
-                let slot = self.layer(i, name);
-                if let Some(repeats) = self.admit(Rule::DeadWeights, Scope::Layer(slot), step) {
-                    self.fire(
-                        &mut out,
-                        Rule::DeadWeights,
-                        Some(name),
-                        epoch,
-                        batch,
-                        repeats,
-                        format!("All {} weights of '{name}' are zero", stats.count),
-                        data! { "reason" => "all_zero", "count" => stats.count },
-                    );
-                }
-            }
+            self.observe_weights_at(i, name, stats);
         }
-        out
+        self.close_batch();
+        self.take_warnings()
     }
 
-    fn check_loss(
-        &mut self,
-        out: &mut Vec<HealthWarning>,
-        step: u64,
-        epoch: u64,
-        batch: Option<u64>,
-        loss: f64,
-    ) {
+    /// Starts checking a batch (`epoch` and `batch` are labels for the warnings). A batch still
+    /// open is closed first.
+    pub fn open_batch(&mut self, epoch: u64, batch: u64) {
+        if self.batch.open {
+            self.close_batch();
+        }
+        let mut updates = std::mem::take(&mut self.batch.updates);
+        updates.clear();
+        self.batch =
+            Batch { open: true, epoch, batch, step: self.batch_step, updates, ..Batch::default() };
+        self.batch_step += 1;
+    }
+
+    fn ensure_open(&mut self) {
+        if !self.batch.open {
+            let (epoch, batch) = (self.batch.epoch, self.batch.batch);
+            self.open_batch(epoch, batch);
+        }
+    }
+
+    /// The batch loss: `nan_inf_loss` and `loss_divergence` are judged at once, `loss_spike`
+    /// (and the loss half of `gradient_spike`) at [`close_batch`](Self::close_batch).
+    pub fn observe_loss(&mut self, loss: f64) {
+        self.ensure_open();
+        self.batch.loss = Some(loss);
         if !loss.is_finite() {
-            // Never enters the divergence window, so later checks are unaffected.
-            if let Some(repeats) = self.admit(Rule::NanInfLoss, Scope::Batch, step) {
-                self.fire(
-                    out,
-                    Rule::NanInfLoss,
-                    None,
-                    epoch,
-                    batch,
-                    repeats,
-                    "NaN/Inf detected in loss!".to_owned(),
-                    data! { "loss" => loss, "source" => "batch" },
-                );
-            }
+            self.batch.non_finite = true;
+            self.finding(
+                Finding::new(Rule::NanInfLoss, None, "NaN/Inf detected in loss!".to_owned())
+                    .data(data! { "loss" => loss, "source" => "batch" }),
+                Scope::Batch,
+            );
             return;
         }
-        self.losses.push(loss);
-        if !self.losses.is_full() {
+        if !self.judged(Rule::LossDivergence) {
             return;
         }
-        let initial = match self.initial_loss {
-            Some(level) => level,
-            None => {
-                self.scratch.clear();
-                self.scratch.extend(self.losses.iter());
-                let level = median(&mut self.scratch);
-                self.initial_loss = Some(level);
-                level
-            }
-        };
-        let factor = self.config.loss_divergence_factor;
-        // Cheap necessary condition first: the current loss must exceed factor x the window
-        // minimum (the older median is at least that minimum).
-        if loss <= factor * self.losses.min() {
-            return;
-        }
-        let n = self.losses.len();
-        let older_len = n / 2;
-        self.scratch.clear();
-        self.scratch.extend(self.losses.iter().take(older_len));
-        let older = median(&mut self.scratch);
-        self.scratch.clear();
-        self.scratch.extend(self.losses.iter().skip(older_len));
-        let recent = median(&mut self.scratch);
-        let floor = self.config.loss_divergence_min_fraction * initial;
-        if older > 0.0 && recent > factor * older && loss > factor * older && recent >= floor {
-            let ratio = recent / older;
-            if let Some(repeats) = self.admit(Rule::LossDivergence, Scope::Batch, step) {
-                self.fire(
-                    out,
+        let Some(d) = self.loss.divergence(loss, &self.config) else { return };
+        let f = match d {
+            Divergence::Fast { loss, reference, first, steps } => {
+                let ratio = loss / reference;
+                Finding::new(
                     Rule::LossDivergence,
                     None,
-                    epoch,
-                    batch,
-                    repeats,
                     format!(
-                        "Loss diverging: median batch loss rose {ratio:.1}x over the last {n} \
-                         batches ({older:.4} -> {recent:.4})"
+                        "Loss diverging: {loss:.4e} after {steps} climbing batches, {ratio:.0}x \
+                         the recent level {reference:.4} and above the first loss {first:.4}"
                     ),
-                    data! {
-                        "loss" => loss,
-                        "older_median" => older,
-                        "recent_median" => recent,
-                        "ratio" => ratio,
-                        "factor" => factor,
-                        "initial_level" => initial,
-                        "window" => n,
-                    },
-                );
+                )
+                .value(ratio, self.config.loss_divergence_fast_factor)
+                .data(data! {
+                    "mode" => "fast",
+                    "loss" => loss,
+                    "reference" => reference,
+                    "first_loss" => first,
+                    "steps" => steps,
+                })
             }
-        }
+            Divergence::Slow { loss, older, recent, initial, window } => {
+                let ratio = recent / older;
+                Finding::new(
+                    Rule::LossDivergence,
+                    None,
+                    format!(
+                        "Loss diverging: median batch loss rose {ratio:.1}x over the last \
+                         {window} batches ({older:.4} -> {recent:.4})"
+                    ),
+                )
+                .value(ratio, self.config.loss_divergence_factor)
+                .data(data! {
+                    "mode" => "slow",
+                    "loss" => loss,
+                    "older_median" => older,
+                    "recent_median" => recent,
+                    "initial_level" => initial,
+                    "window" => window,
+                })
+            }
+        };
+        self.finding(f, Scope::Batch);
     }
 
-    #[allow(clippy::too_many_arguments)] // Private; mirrors `fire`.
-    fn check_gradient(
-        &mut self,
-        out: &mut Vec<HealthWarning>,
-        step: u64,
-        epoch: u64,
-        batch: Option<u64>,
-        hint: usize,
-        name: &str,
-        norm: f64,
-    ) {
+    /// A layer's gradient L2 norm: `gradient_nan_inf`, `exploding_gradient` and
+    /// `vanishing_gradient` at once; its share of `gradient_spike` at `close_batch`.
+    pub fn observe_gradient(&mut self, name: &str, norm: f64) {
+        self.observe_gradient_at(usize::MAX, name, norm);
+    }
+
+    fn observe_gradient_at(&mut self, hint: usize, name: &str, norm: f64) {
+        self.ensure_open();
         let slot = self.layer(hint, name);
         if !norm.is_finite() {
-            if let Some(repeats) = self.admit(Rule::GradientNanInf, Scope::Layer(slot), step) {
-                self.fire(
-                    out,
+            self.batch.non_finite = true;
+            self.finding(
+                Finding::new(
                     Rule::GradientNanInf,
                     Some(name),
-                    epoch,
-                    batch,
-                    repeats,
                     format!("NaN/Inf in gradient of '{name}' (norm {norm})"),
-                    data! { "grad_norm" => norm },
-                );
-            }
+                )
+                .data(data! { "grad_norm" => norm }),
+                // One warning per batch, not one per layer: a NaN reaches every layer at once.
+                Scope::Batch,
+            );
             return;
         }
         // A negative value is not a norm: no rule can judge it, and it stays out of the baseline.
-        if norm < 0.0 {
+        if norm < 0.0 || !self.judged(Rule::ExplodingGradient) {
             return;
         }
-        let c = &self.config;
         let (exploding, vanishing) =
-            (c.exploding_gradient_threshold, c.vanishing_gradient_threshold);
-        let (factor, min_history, min_norm) =
-            (c.gradient_spike_factor, c.gradient_spike_min_history, c.gradient_spike_min_norm);
-        if norm > exploding
-            && let Some(repeats) = self.admit(Rule::ExplodingGradient, Scope::Layer(slot), step)
-        {
-            self.fire(
-                out,
-                Rule::ExplodingGradient,
-                Some(name),
-                epoch,
-                batch,
-                repeats,
-                format!("Exploding gradient in '{name}' (norm {norm:.3e} > {exploding})"),
-                data! { "grad_norm" => norm, "threshold" => exploding },
+            (self.config.exploding_gradient_threshold, self.config.vanishing_gradient_threshold);
+        if norm > exploding {
+            self.finding(
+                Finding::new(
+                    Rule::ExplodingGradient,
+                    Some(name),
+                    format!("Exploding gradient in '{name}' (norm {norm:.3e} > {exploding})"),
+                )
+                .value(norm, exploding)
+                .data(data! { "grad_norm" => norm }),
+                Scope::Layer(slot),
             );
         }
-        if norm < vanishing
-            && let Some(repeats) = self.admit(Rule::VanishingGradient, Scope::Layer(slot), step)
-        {
-            self.fire(
-                out,
-                Rule::VanishingGradient,
-                Some(name),
-                epoch,
-                batch,
-                repeats,
-                format!("Vanishing gradient in '{name}' (norm {norm:.3e} < {vanishing:e})"),
-                data! { "grad_norm" => norm, "threshold" => vanishing },
+        let run = self.persist(slot, |l| &mut l.vanishing_run, norm < vanishing);
+        if norm < vanishing && run >= self.config.vanishing_gradient_patience as u64 {
+            self.finding(
+                Finding::new(
+                    Rule::VanishingGradient,
+                    Some(name),
+                    format!(
+                        "Vanishing gradient in '{name}' (norm {norm:.3e} < {vanishing:e} for \
+                         {run} batches)"
+                    ),
+                )
+                .value(norm, vanishing)
+                .data(data! { "grad_norm" => norm, "batches" => run }),
+                Scope::Layer(slot),
             );
         }
         let Some(i) = slot else { return };
+        let c = &self.config;
+        let (factor, min_history, min_norm) =
+            (c.gradient_spike_factor, c.gradient_spike_min_history, c.gradient_spike_min_norm);
         let grads = &mut self.layers[i].grads;
         let history = grads.len();
         let average = grads.mean();
         grads.push(norm);
-        if history >= min_history
-            && average > 0.0
-            && norm > factor * average
-            && norm >= min_norm
-            && let Some(repeats) = self.admit(Rule::GradientSpike, Scope::Layer(slot), step)
-        {
-            let ratio = norm / average;
-            self.fire(
-                out,
-                Rule::GradientSpike,
-                Some(name),
-                epoch,
-                batch,
-                repeats,
-                format!(
-                    "Possible exploding gradient in '{name}': norm {norm:.3e} is {ratio:.1}x \
-                     its rolling average {average:.3e}"
-                ),
-                data! {
-                    "grad_norm" => norm,
-                    "rolling_average" => average,
-                    "ratio" => ratio,
-                    "factor" => factor,
-                    "min_norm" => min_norm,
-                    "history" => history,
-                },
-            );
+        if history >= min_history && average > 0.0 {
+            self.batch.spike_judged += 1;
+            if norm > factor * average && norm >= min_norm {
+                self.batch.spike_jumped += 1;
+                let ratio = norm / average;
+                if self.batch.biggest_jump.is_none_or(|(r, ..)| ratio > r) {
+                    self.batch.biggest_jump = Some((ratio, norm, average, i));
+                }
+            }
         }
     }
 
-    #[allow(clippy::too_many_arguments)] // Private; mirrors `fire`.
-    fn check_activation(
-        &mut self,
-        out: &mut Vec<HealthWarning>,
-        step: u64,
-        epoch: u64,
-        batch: Option<u64>,
-        hint: usize,
-        name: &str,
-        stats: ActivationStats,
-    ) {
+    /// The number of NaN/Inf elements in a layer's gradient tensor (`gradient_nan_inf`).
+    pub fn observe_gradient_non_finite(&mut self, name: &str, count: u64) {
+        self.observe_gradient_non_finite_at(usize::MAX, name, count);
+    }
+
+    fn observe_gradient_non_finite_at(&mut self, _hint: usize, name: &str, count: u64) {
+        self.ensure_open();
+        if count == 0 {
+            return;
+        }
+        self.batch.non_finite = true;
+        self.finding(
+            Finding::new(
+                Rule::GradientNanInf,
+                Some(name),
+                format!("NaN/Inf in gradient of '{name}' ({count} non-finite elements)"),
+            )
+            .data(data! { "non_finite_count" => count }),
+            Scope::Batch,
+        );
+    }
+
+    /// A layer's output statistics: `nan_inf_tensor`, `dead_relu` and `activation_saturation`.
+    pub fn observe_activation(&mut self, name: &str, stats: ActivationStats) {
+        self.observe_activation_at(usize::MAX, name, stats);
+    }
+
+    fn observe_activation_at(&mut self, hint: usize, name: &str, stats: ActivationStats) {
+        self.ensure_open();
+        let slot = self.layer(hint, name);
+        if let Some(count) = stats.non_finite.filter(|&n| n > 0) {
+            self.non_finite_tensor(name, "outputs", count);
+            return;
+        }
+        if !self.judged(Rule::DeadRelu) {
+            return;
+        }
         let c = &self.config;
-        let (dead_threshold, sat_threshold) = (c.dead_relu_zeros_pct, c.saturation_pct);
         match stats.activation {
             Activation::Relu => {
                 let (pct, what, key) = match (stats.dead_units_pct, stats.zeros_pct) {
@@ -594,52 +628,40 @@ impl AutoHealthWarnings {
                     (None, Some(p)) if c.dead_relu_element_zeros => (p, "zeros", "zeros_pct"),
                     _ => return,
                 };
+                let (threshold, patience) = (c.dead_relu_zeros_pct, c.dead_relu_patience as u64);
                 // NaN compares false, so garbage percentages never fire.
-                if pct > dead_threshold {
-                    let slot = self.layer(hint, name);
-                    if let Some(repeats) = self.admit(Rule::DeadRelu, Scope::Layer(slot), step) {
-                        self.fire(
-                            out,
+                let run = self.persist(slot, |l| &mut l.dead_run, pct > threshold);
+                // A layer with every unit dead needs no patience: chance cannot do that.
+                if pct > threshold && (run >= patience || pct >= 100.0) {
+                    let act = stats.activation.as_str();
+                    self.finding(
+                        Finding::new(
                             Rule::DeadRelu,
                             Some(name),
-                            epoch,
-                            batch,
-                            repeats,
                             format!("Possible dying ReLU in '{name}' ({pct:.1}% {what})"),
-                            data! {
-                                key => pct,
-                                "threshold" => dead_threshold,
-                                "activation" => stats.activation.as_str(),
-                            },
-                        );
-                    }
+                        )
+                        .value(pct, threshold)
+                        .data(data! { key => pct, "batches" => run, "activation" => act }),
+                        Scope::Layer(slot),
+                    );
                 }
             }
             Activation::Sigmoid | Activation::Tanh => {
                 let Some(pct) = stats.saturation_pct else { return };
-                if pct > sat_threshold {
-                    let slot = self.layer(hint, name);
+                let (threshold, patience) = (c.saturation_pct, c.saturation_patience as u64);
+                let run = self.persist(slot, |l| &mut l.saturation_run, pct > threshold);
+                if pct > threshold && run >= patience {
                     let act = stats.activation.as_str();
-                    if let Some(repeats) =
-                        self.admit(Rule::ActivationSaturation, Scope::Layer(slot), step)
-                    {
-                        self.fire(
-                            out,
+                    self.finding(
+                        Finding::new(
                             Rule::ActivationSaturation,
                             Some(name),
-                            epoch,
-                            batch,
-                            repeats,
-                            format!(
-                                "Activations saturated in '{name}' ({pct:.1}% of {act} outputs)"
-                            ),
-                            data! {
-                                "saturation_pct" => pct,
-                                "threshold" => sat_threshold,
-                                "activation" => act,
-                            },
-                        );
-                    }
+                            format!("Activations saturated in '{name}' ({pct:.1}% of {act} outputs)"),
+                        )
+                        .value(pct, threshold)
+                        .data(data! { "saturation_pct" => pct, "batches" => run, "activation" => act }),
+                        Scope::Layer(slot),
+                    );
                 }
             }
             // Zeros and large values are normal for linear or unknown outputs.
@@ -647,200 +669,341 @@ impl AutoHealthWarnings {
         }
     }
 
-    fn check_updates(
+    /// Advances a layer's run of consecutive batches over a threshold; untracked layers have
+    /// no history and count one batch.
+    fn persist(
         &mut self,
-        out: &mut Vec<HealthWarning>,
-        step: u64,
-        epoch: u64,
-        batch: Option<u64>,
-        updates: &[(&str, f64)],
-    ) {
+        slot: Option<usize>,
+        run: fn(&mut LayerState) -> &mut u64,
+        over: bool,
+    ) -> u64 {
+        let Some(i) = slot else { return u64::from(over) };
+        let r = run(&mut self.layers[i]);
+        *r = if over { *r + 1 } else { 0 };
+        *r
+    }
+
+    fn non_finite_tensor(&mut self, name: &str, what: &str, count: u64) {
+        self.batch.non_finite = true;
+        self.finding(
+            Finding::new(
+                Rule::NanInfTensor,
+                Some(name),
+                format!("NaN/Inf in the {what} of '{name}' ({count} non-finite elements)"),
+            )
+            .data(data! { "non_finite_count" => count, "tensor" => what }),
+            Scope::Batch,
+        );
+    }
+
+    /// The L2 norm of a layer's weight update: `nan_inf_tensor` at once, `weight_stagnation`
+    /// and `dead_weights` at `close_batch` (they compare the layers).
+    pub fn observe_update(&mut self, name: &str, update_norm: f64) {
+        self.observe_update_at(usize::MAX, name, update_norm);
+    }
+
+    fn observe_update_at(&mut self, hint: usize, name: &str, update: f64) {
+        self.ensure_open();
+        if !update.is_finite() {
+            self.batch.non_finite = true;
+            self.finding(
+                Finding::new(
+                    Rule::NanInfTensor,
+                    Some(name),
+                    format!("NaN/Inf in the weight update of '{name}' (norm {update})"),
+                )
+                .data(data! { "update_norm" => update, "tensor" => "update" }),
+                Scope::Batch,
+            );
+            return;
+        }
+        if let Some(slot) = self.layer(hint, name) {
+            self.batch.updates.push((slot, update));
+        }
+    }
+
+    /// Statistics of a layer's weights after the update: `nan_inf_tensor`, and `dead_weights`
+    /// when every weight is exactly 0 (pass weight matrices, not biases, which start at 0).
+    pub fn observe_weights(&mut self, name: &str, stats: &TensorStats) {
+        self.observe_weights_at(usize::MAX, name, stats);
+    }
+
+    fn observe_weights_at(&mut self, hint: usize, name: &str, stats: &TensorStats) {
+        self.ensure_open();
+        if stats.has_non_finite() {
+            self.non_finite_tensor(name, "weights", stats.nan + stats.inf);
+            return;
+        }
+        if stats.count > 0 && stats.zeros == stats.count && self.judged(Rule::DeadWeights) {
+            let slot = self.layer(hint, name);
+            self.finding(
+                Finding::new(
+                    Rule::DeadWeights,
+                    Some(name),
+                    format!("All {} weights of '{name}' are zero", stats.count),
+                )
+                .data(data! { "reason" => "all_zero", "count" => stats.count }),
+                Scope::Layer(slot),
+            );
+        }
+    }
+
+    /// Ends the batch: judges the rules that compare layers or need the whole batch
+    /// (`gradient_spike`, `loss_spike`, `weight_stagnation`, `dead_weights`), and decides whether
+    /// the run is poisoned. Closing a batch that is not open does nothing.
+    pub fn close_batch(&mut self) {
+        if !self.batch.open {
+            return;
+        }
+        if !self.is_poisoned() {
+            self.judge_spikes();
+            self.judge_updates();
+        }
+        self.poisoned = self.batch.non_finite;
+        self.batch.open = false;
+    }
+
+    fn judge_spikes(&mut self) {
+        let c = &self.config;
+        let b = &self.batch;
+        let loss = b.loss.filter(|l| l.is_finite());
+        // Strictly more than the share: of two layers, both must jump.
+        let coincident = b.spike_jumped > 0
+            && f64::from(b.spike_jumped) * 100.0
+                > c.gradient_spike_layers_pct * f64::from(b.spike_judged);
+        // The gradients jumping together is the signature of a bad batch only if its loss jumped
+        // too; without a loss, the gradients decide alone.
+        let loss_spike = loss.and_then(|l| self.loss.would_spike(l, c));
+        let gradient_spike = coincident && (loss.is_none() || loss_spike.is_some());
+        if let Some(l) = loss {
+            self.loss.spike(l, &self.config);
+        }
+        let (jumped, judged) = (b.spike_jumped, b.spike_judged);
+        if gradient_spike && let Some((ratio, norm, average, slot)) = b.biggest_jump {
+            let name = self.layers[slot].name.clone();
+            let factor = self.config.gradient_spike_factor;
+            let mut message = format!(
+                "Gradient spike in {jumped} of {judged} layers at once: '{name}' norm {norm:.3e} \
+                 is {ratio:.1}x its rolling average {average:.3e}"
+            );
+            let mut d = data! {
+                "grad_norm" => norm,
+                "rolling_average" => average,
+                "layers_jumped" => jumped,
+                "layers_judged" => judged,
+            };
+            if let Some(s) = loss_spike {
+                message.push_str(&format!(
+                    ", with the loss at {:.4} ({:.0}x the recent maximum)",
+                    s.loss,
+                    s.loss / s.recent_max
+                ));
+                d.insert("loss", s.loss);
+                d.insert("recent_max_loss", s.recent_max);
+            }
+            self.finding(
+                Finding::new(Rule::GradientSpike, Some(&name), message)
+                    .value(ratio, factor)
+                    .data(d),
+                Scope::Batch,
+            );
+        } else if let Some(s) = loss_spike {
+            let ratio = s.loss / s.recent_max;
+            let limit = 1.0 + self.config.loss_spike_pct / 100.0;
+            self.finding(
+                Finding::new(
+                    Rule::LossSpike,
+                    None,
+                    format!(
+                        "Loss spike: {:.4} is {ratio:.0}x the highest loss of the last {} batches ({:.4})",
+                        s.loss,
+                        self.config.loss_spike_window,
+                        s.recent_max
+                    ),
+                )
+                .value(ratio, limit)
+                .data(data! { "loss" => s.loss, "recent_max" => s.recent_max }),
+                Scope::Batch,
+            );
+        }
+    }
+
+    fn judge_updates(&mut self) {
         let delta = self.config.weight_stagnation_delta;
         let (stag_window, dead_window) =
             (self.config.weight_stagnation_window as u64, self.config.dead_weights_window as u64);
-        // "Moving" means a finite update at least the stagnation delta (and non-zero).
-        let moving =
-            updates.iter().filter(|&&(_, u)| u.is_finite() && u >= delta && u > 0.0).count();
-        for (i, &(name, update)) in updates.iter().enumerate() {
-            let Some(slot) = self.layer(i, name) else { continue };
+        let updates = std::mem::take(&mut self.batch.updates);
+        // "Moving" means an update at least the stagnation delta (and non-zero).
+        let moving = updates.iter().filter(|&&(_, u)| u >= delta && u > 0.0).count();
+        for &(slot, update) in &updates {
             let layer = &mut self.layers[slot];
-            let valid = update.is_finite() && update >= 0.0;
+            let valid = update >= 0.0;
             layer.small_updates = if valid && update < delta { layer.small_updates + 1 } else { 0 };
             layer.frozen_updates =
                 if update == 0.0 && moving > 0 { layer.frozen_updates + 1 } else { 0 };
             let (small, frozen) = (layer.small_updates, layer.frozen_updates);
             if frozen >= dead_window {
-                if let Some(repeats) = self.admit(Rule::DeadWeights, Scope::Layer(Some(slot)), step)
-                {
-                    self.fire(
-                        out,
+                let name = layer.name.clone();
+                self.finding(
+                    Finding::new(
                         Rule::DeadWeights,
-                        Some(name),
-                        epoch,
-                        batch,
-                        repeats,
+                        Some(&name),
                         format!(
                             "Layer '{name}' is not being updated (update norm exactly 0 for \
                              {frozen} batches while {moving} other layer(s) moved)"
                         ),
-                        data! {
-                            "reason" => "frozen",
-                            "batches" => frozen,
-                            "window" => dead_window,
-                            "moving_layers" => moving,
-                        },
-                    );
-                }
-            } else if small >= stag_window
+                    )
+                    .data(data! {
+                        "reason" => "frozen",
+                        "batches" => frozen,
+                        "window" => dead_window,
+                        "moving_layers" => moving,
+                    }),
+                    Scope::Layer(Some(slot)),
+                );
+            } else if small >= stag_window && frozen < small {
                 // A run made only of exact zeros while others moved belongs to dead_weights.
-                && frozen < small
-                && let Some(repeats) =
-                    self.admit(Rule::WeightStagnation, Scope::Layer(Some(slot)), step)
-            {
-                self.fire(
-                    out,
-                    Rule::WeightStagnation,
-                    Some(name),
-                    epoch,
-                    batch,
-                    repeats,
-                    format!(
-                        "Optimizer may have stagnated: '{name}' weight updates below {delta:e} \
-                         for {small} batches (last {update:.3e})"
-                    ),
-                    data! {
-                        "update_norm" => update,
-                        "delta" => delta,
-                        "batches" => small,
-                        "window" => stag_window,
-                    },
+                let name = layer.name.clone();
+                self.finding(
+                    Finding::new(
+                        Rule::WeightStagnation,
+                        Some(&name),
+                        format!(
+                            "Optimizer may have stagnated: '{name}' weight updates below {delta:e} \
+                             for {small} batches (last {update:.3e})"
+                        ),
+                    )
+                    .value(update, delta)
+                    .data(data! { "update_norm" => update, "batches" => small, "window" => stag_window }),
+                    Scope::Layer(Some(slot)),
                 );
             }
         }
+        self.batch.updates = updates;
     }
 
     /// Runs the epoch rules (`nan_inf_loss`, `overfitting`, `loss_stagnation`) at the end of an
     /// epoch. `epoch` is a label: histories follow the order of calls, so epochs repeated or out
     /// of order are judged as they come. An epoch without a validation loss neither extends nor
-    /// breaks an overfitting run.
+    /// breaks an overfitting run. Closes an open batch first.
     pub fn check_epoch(
         &mut self,
         epoch: u64,
         train_loss: f64,
         val_loss: Option<f64>,
     ) -> Vec<HealthWarning> {
-        let mut out = Vec::new();
+        self.close_batch();
         let step = self.epoch_step;
         self.epoch_step += 1;
-
         let val_bad = val_loss.is_some_and(|v| !v.is_finite());
-        if (!train_loss.is_finite() || val_bad)
-            && let Some(repeats) = self.admit(Rule::NanInfLoss, Scope::Epoch, step)
-        {
+        let bad = !train_loss.is_finite() || val_bad;
+        if bad && let Some(repeats) = self.admit(Rule::NanInfLoss, Scope::Epoch, step) {
             let which = if train_loss.is_finite() { "validation" } else { "training" };
-            self.fire(
-                &mut out,
+            let f = Finding::new(
                 Rule::NanInfLoss,
                 None,
-                epoch,
-                None,
-                repeats,
                 format!("NaN/Inf detected in loss! (epoch {which} loss)"),
-                data! {
-                    "train_loss" => train_loss,
-                    "val_loss" => val_loss,
-                    "source" => "epoch",
-                },
+            )
+            .data(
+                data! { "train_loss" => train_loss, "val_loss" => val_loss, "source" => "epoch" },
             );
+            self.fire(f, epoch, None, repeats);
         }
-
-        let (ratio_limit, min_gap) = (self.config.overfit_ratio, self.config.overfit_min_gap);
-        match val_loss {
-            None => {}
-            Some(val) if train_loss.is_finite() && train_loss > 0.0 && val.is_finite() => {
-                let ratio = val / train_loss;
-                let gap = val - train_loss;
-                let over = ratio > ratio_limit && gap > min_gap;
-                self.overfit_run = if over { self.overfit_run + 1 } else { 0 };
-                let run = self.overfit_run;
-                if run >= self.config.overfit_patience as u64
-                    && let Some(repeats) = self.admit(Rule::Overfitting, Scope::Epoch, step)
-                {
-                    self.fire(
-                        &mut out,
-                        Rule::Overfitting,
-                        None,
-                        epoch,
-                        None,
-                        repeats,
-                        format!(
-                            "Possible overfitting: val/train loss ratio {ratio:.2} > \
-                             {ratio_limit} for {run} consecutive epochs"
-                        ),
-                        data! {
-                            "train_loss" => train_loss,
-                            "val_loss" => val,
-                            "ratio" => ratio,
-                            "threshold" => ratio_limit,
-                            "gap" => gap,
-                            "min_gap" => min_gap,
-                            "epochs" => run,
-                        },
-                    );
-                }
-            }
-            // A non-finite or non-positive loss has no meaningful ratio.
-            Some(_) => self.overfit_run = 0,
+        let c = self.config.clone();
+        if let Some(val) = val_loss
+            && let Some(o) = self.epoch_rules.overfitting(train_loss, val, &c)
+            && let Some(repeats) = self.admit(Rule::Overfitting, Scope::Epoch, step)
+        {
+            let rise = o.val / o.best_val - 1.0;
+            let ratio = o.val / o.train;
+            let f = Finding::new(
+                Rule::Overfitting,
+                None,
+                format!(
+                    "Possible overfitting: over the last {} epochs val/train loss ratio {ratio:.2} \
+                     > {}, validation loss {:.0}% above its best ({:.4}) while training loss fell",
+                    o.epochs,
+                    c.overfit_ratio,
+                    rise * 100.0,
+                    o.best_val
+                ),
+            )
+            .value(ratio, c.overfit_ratio)
+            .data(data! {
+                "train_loss" => train_loss,
+                "val_loss" => val,
+                "mean_train_loss" => o.train,
+                "mean_val_loss" => o.val,
+                "best_mean_val_loss" => o.best_val,
+                "mean_train_loss_at_best" => o.train_at_best,
+                "epochs" => o.epochs,
+            });
+            self.fire(f, epoch, None, repeats);
         }
-
-        if train_loss.is_finite() {
-            self.epoch_losses.push(train_loss);
-            let delta = self.config.loss_stagnation_delta;
-            let (min, max) = (self.epoch_losses.min(), self.epoch_losses.max());
-            let range = max - min;
-            let n = self.epoch_losses.len();
-            if self.epoch_losses.is_full()
-                && range < delta
-                && let Some(repeats) = self.admit(Rule::LossStagnation, Scope::Epoch, step)
-            {
-                self.fire(
-                    &mut out,
-                    Rule::LossStagnation,
-                    None,
-                    epoch,
-                    None,
-                    repeats,
-                    format!(
-                        "Loss stagnant: training loss moved {range:.2e} (< {delta:e}) over the \
-                         last {n} epochs"
-                    ),
-                    data! {
-                        "train_loss" => train_loss,
-                        "min" => min,
-                        "max" => max,
-                        "range" => range,
-                        "delta" => delta,
-                        "epochs" => n,
-                    },
-                );
-            }
-        } else {
-            // A non-finite epoch breaks the run of stable epochs.
-            self.epoch_losses.clear();
+        if let Some(s) = self.epoch_rules.stagnation(train_loss, &c)
+            && let Some(repeats) = self.admit(Rule::LossStagnation, Scope::Epoch, step)
+        {
+            let range = s.max - s.min;
+            let rel = if s.mean == 0.0 { 0.0 } else { range / s.mean.abs() };
+            let f = Finding::new(
+                Rule::LossStagnation,
+                None,
+                format!(
+                    "Loss stagnant: training loss moved {:.2}% ({range:.2e}) over the last {} \
+                     epochs and is still {:.0}% of the first epoch's",
+                    rel * 100.0,
+                    s.epochs,
+                    train_loss / s.first * 100.0
+                ),
+            )
+            .value(rel, c.loss_stagnation_rel_delta)
+            .data(data! {
+                "train_loss" => train_loss,
+                "min" => s.min,
+                "max" => s.max,
+                "range" => range,
+                "first_epoch_loss" => s.first,
+                "epochs" => s.epochs,
+            });
+            self.fire(f, epoch, None, repeats);
         }
-        out
+        self.take_warnings()
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Whether any number of `input` is NaN or infinite.
+fn batch_has_non_finite(input: &BatchInput<'_>) -> bool {
+    input.loss.is_some_and(|l| !l.is_finite())
+        || input.gradient_norms.iter().any(|(_, g)| !g.is_finite())
+        || input.gradient_non_finite.iter().any(|&(_, n)| n > 0)
+        || input.activations.iter().any(|(_, a)| a.non_finite.is_some_and(|n| n > 0))
+        || input.activation_tensors.iter().any(|(_, s)| s.has_non_finite())
+        || input.update_norms.iter().any(|(_, u)| !u.is_finite())
+        || input.weight_tensors.iter().any(|(_, s)| s.has_non_finite())
+}
 
-    #[test]
-    fn median_of_odd_even_and_empty() {
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        assert!(median(&mut []).is_nan());
-        assert_eq!(median(&mut [f64::MAX, f64::MAX]), f64::MAX);
+/// A finding before de-duplication.
+struct Finding<'a> {
+    rule: Rule,
+    layer: Option<&'a str>,
+    message: String,
+    /// The measured value and the bound it crossed, recorded as `value` and `threshold`.
+    value: Option<(f64, f64)>,
+    data: Data,
+}
+
+impl<'a> Finding<'a> {
+    fn new(rule: Rule, layer: Option<&'a str>, message: String) -> Self {
+        Finding { rule, layer, message, value: None, data: Data::new() }
+    }
+
+    fn value(mut self, value: f64, threshold: f64) -> Self {
+        self.value = Some((value, threshold));
+        self
+    }
+
+    fn data(mut self, data: Data) -> Self {
+        self.data = data;
+        self
     }
 }

@@ -29,12 +29,20 @@ pub struct ActivationStats {
     pub dead_units_pct: Option<f64>,
     /// Percentage of output elements saturated for `activation`.
     pub saturation_pct: Option<f64>,
+    /// Number of NaN or infinite output elements.
+    pub non_finite: Option<u64>,
 }
 
 impl ActivationStats {
     /// No numbers yet, for an output of `activation`.
     pub const fn new(activation: Activation) -> Self {
-        ActivationStats { activation, zeros_pct: None, dead_units_pct: None, saturation_pct: None }
+        ActivationStats {
+            activation,
+            zeros_pct: None,
+            dead_units_pct: None,
+            saturation_pct: None,
+            non_finite: None,
+        }
     }
 
     /// Sets the percentage of zero elements.
@@ -57,11 +65,18 @@ impl ActivationStats {
         self.saturation_pct = Some(pct);
         self
     }
+
+    /// Sets the number of NaN or infinite elements.
+    #[must_use]
+    pub const fn non_finite(mut self, count: u64) -> Self {
+        self.non_finite = Some(count);
+        self
+    }
 }
 
 impl From<&TensorStats> for ActivationStats {
-    /// Takes the zeros, dead-unit and saturation percentages of the kernel's statistics. An
-    /// empty tensor gives no numbers at all.
+    /// Takes the zeros, dead-unit and saturation percentages and the NaN/Inf count of the
+    /// kernel's statistics. An empty tensor gives no numbers at all.
     fn from(s: &TensorStats) -> Self {
         if s.count == 0 {
             return ActivationStats::new(s.activation);
@@ -71,6 +86,7 @@ impl From<&TensorStats> for ActivationStats {
             zeros_pct: Some(s.zeros_pct()),
             dead_units_pct: s.dead_units_pct(),
             saturation_pct: Some(s.saturation_pct()),
+            non_finite: Some(s.nan + s.inf),
         }
     }
 }
@@ -202,6 +218,7 @@ mod tests {
         assert_eq!(a.dead_units_pct, Some(50.0));
         assert_eq!(a.zeros_pct, Some(50.0));
         assert_eq!(a.saturation_pct, Some(0.0));
+        assert_eq!(a.non_finite, Some(0));
     }
 
     #[test]

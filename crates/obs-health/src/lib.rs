@@ -2,7 +2,9 @@
 
 mod config;
 mod engine;
+mod epoch;
 mod input;
+mod loss;
 mod rule;
 mod warning;
 

@@ -37,10 +37,14 @@ pub enum Rule {
     GradientNanInf,
     /// A layer receives no updates while the others learn, or its weights are all zero.
     DeadWeights,
+    /// One batch's loss jumped far above every loss of the recent batches.
+    LossSpike,
+    /// A layer's outputs or weights hold NaN or infinity.
+    NanInfTensor,
 }
 
 /// Number of rules; sizes the per-rule counters.
-pub(crate) const RULE_COUNT: usize = 12;
+pub(crate) const RULE_COUNT: usize = 14;
 
 impl Rule {
     /// All rules, in a fixed order (the order of summaries).
@@ -57,6 +61,8 @@ impl Rule {
         Rule::ActivationSaturation,
         Rule::GradientNanInf,
         Rule::DeadWeights,
+        Rule::LossSpike,
+        Rule::NanInfTensor,
     ];
 
     /// The rule name used in warnings and events (`"dead_relu"`, ...).
@@ -74,6 +80,8 @@ impl Rule {
             Rule::ActivationSaturation => "activation_saturation",
             Rule::GradientNanInf => "gradient_nan_inf",
             Rule::DeadWeights => "dead_weights",
+            Rule::LossSpike => "loss_spike",
+            Rule::NanInfTensor => "nan_inf_tensor",
         }
     }
 
@@ -86,11 +94,12 @@ impl Rule {
             | Rule::LossStagnation
             | Rule::WeightStagnation
             | Rule::ActivationSaturation
-            | Rule::DeadWeights => Severity::Warning,
+            | Rule::DeadWeights
+            | Rule::LossSpike => Severity::Warning,
             Rule::VanishingGradient | Rule::ExplodingGradient | Rule::LossDivergence => {
                 Severity::Danger
             }
-            Rule::NanInfLoss | Rule::GradientNanInf => Severity::Critical,
+            Rule::NanInfLoss | Rule::GradientNanInf | Rule::NanInfTensor => Severity::Critical,
         }
     }
 
@@ -103,6 +112,19 @@ impl Rule {
     /// than per batch. `nan_inf_loss` is judged at both.
     pub const fn is_epoch_rule(self) -> bool {
         matches!(self, Rule::Overfitting | Rule::LossStagnation)
+    }
+
+    /// Whether the rule reports non-finite numbers. These are the only rules judged while a
+    /// run is poisoned: once a NaN or infinity has appeared, every other measure is garbage.
+    pub const fn is_non_finite_rule(self) -> bool {
+        matches!(self, Rule::NanInfLoss | Rule::GradientNanInf | Rule::NanInfTensor)
+    }
+
+    /// Whether a *smaller* `value` in the rule's warnings is worse: a smaller gradient norm
+    /// (`vanishing_gradient`), a smaller weight update (`weight_stagnation`), a flatter loss
+    /// (`loss_stagnation`). For every other rule with a `value`, larger is worse.
+    pub const fn lower_is_worse(self) -> bool {
+        matches!(self, Rule::VanishingGradient | Rule::WeightStagnation | Rule::LossStagnation)
     }
 
     /// What the finding means, one or two sentences.
@@ -154,6 +176,14 @@ impl Rule {
             Rule::DeadWeights => {
                 "This layer's weights do not move while the rest of the model learns (or are all \
                  zero), so it contributes nothing and may block gradients to earlier layers."
+            }
+            Rule::LossSpike => {
+                "One batch produced a loss far outside anything recent: usually corrupt or \
+                 mislabelled samples in that batch, sometimes a learning-rate step gone wrong."
+            }
+            Rule::NanInfTensor => {
+                "NaN or infinite activations or weights propagate through every later layer and \
+                 step; the model is corrupted from here on."
             }
         }
     }
@@ -223,6 +253,17 @@ impl Rule {
                 "Check that this layer's parameters are given to the optimiser and not frozen",
                 "Check that the layer is on the gradient path",
                 "Re-initialise the layer: all-zero weights make every unit identical",
+            ],
+            Rule::LossSpike => &[
+                "Inspect the batch's samples and labels for corruption",
+                "Clip gradients by global norm so one bad batch cannot move the weights far",
+                "Check the data pipeline: shuffling, label alignment, normalisation",
+            ],
+            Rule::NanInfTensor => &[
+                "Lower the learning rate",
+                "Clip gradients by global norm",
+                "Look for overflow, log(0) or division by zero in the layer's forward pass",
+                "Restore the last good checkpoint",
             ],
         }
     }

@@ -31,8 +31,9 @@ fn every_warning_reaches_every_backend() {
     let mut engine =
         AutoHealthWarnings::new(WarningConfig::default()).unwrap().with_logger(logger.clone());
 
-    let returned = engine
-        .check_batch(&BatchInput::new(4, 9).loss(f64::NAN).gradient_norms(&[("dense_0", 250.0)]));
+    let mut returned =
+        engine.check_batch(&BatchInput::new(4, 9).loss(0.5).gradient_norms(&[("dense_0", 250.0)]));
+    returned.extend(engine.check_batch(&BatchInput::new(4, 10).loss(f64::NAN)));
     let returned_epoch = engine.check_epoch(4, f64::INFINITY, None);
     assert_eq!(returned.len() + returned_epoch.len(), 3);
     logger.flush().unwrap();
@@ -42,15 +43,15 @@ fn every_warning_reaches_every_backend() {
         assert_eq!(events.len(), 3);
         assert!(events.iter().all(|e| e.event_type == EventType::HealthCheck));
         assert!(events.iter().all(|e| e.tier() == Tier::Health && e.level == LogLevel::Basic));
-        let nan = &events[0];
-        assert_eq!(nan.severity, Severity::Critical);
-        assert_eq!((nan.epoch, nan.batch), (Some(4), Some(9)));
-        assert_eq!(nan.data.get("rule_name").and_then(Value::as_str), Some("nan_inf_loss"));
-        let exploding = &events[1];
+        let exploding = &events[0];
         assert_eq!(exploding.layer_name.as_deref(), Some("dense_0"));
         assert_eq!(exploding.data.get_f64("grad_norm"), Some(250.0));
         assert!(exploding.data.get("recommendations").and_then(Value::as_list).is_some());
-        assert_eq!(exploding.message, returned[1].message);
+        assert_eq!(exploding.message, returned[0].message);
+        let nan = &events[1];
+        assert_eq!(nan.severity, Severity::Critical);
+        assert_eq!((nan.epoch, nan.batch), (Some(4), Some(10)));
+        assert_eq!(nan.data.get("rule_name").and_then(Value::as_str), Some("nan_inf_loss"));
         assert_eq!((events[2].epoch, events[2].batch), (Some(4), None));
     }
     assert_eq!(logger.summary().count(EventType::HealthCheck), 3);

@@ -5,15 +5,14 @@
 //! - `dying-relu` → `dead_relu`;
 //! - `exploding` → `exploding_gradient`;
 //! - `vanishing` → `vanishing_gradient`;
-//! - `nan` → `nan_inf_loss`;
+//! - `nan` → `loss_divergence` before the first non-finite loss, then `nan_inf_loss`;
 //! - `overfit` → `overfitting`;
 //! - `stagnant` → `weight_stagnation` (learning rate 0: every update norm is exactly 0 in every
 //!   layer, so no layer "moves" and it is stagnation, not `dead_weights`);
-//! - `loss-spike` → `gradient_spike` in the corrupted batch. One corrupted batch is not
-//!   divergence (the loss recovers within a few batches, and `loss_divergence` is defined on
-//!   window medians precisely so that a single outlier cannot trip it); what a single bad
-//!   batch does to training is send an outsized gradient through every layer, which is what
-//!   `gradient_spike` measures against each layer's own rolling average.
+//! - `loss-spike` → `gradient_spike` in the corrupted batch: every layer's gradient jumps at
+//!   once and the loss with it (to 3x where training started). One corrupted batch is not
+//!   divergence: the loss recovers at once, and divergence needs consecutive climbing losses
+//!   or a sustained rise of the window median.
 
 use std::collections::BTreeMap;
 
@@ -148,7 +147,7 @@ fn expected(scenario: Scenario) -> &'static [Rule] {
         Scenario::DyingRelu => &[Rule::DeadRelu],
         Scenario::Exploding => &[Rule::ExplodingGradient],
         Scenario::Vanishing => &[Rule::VanishingGradient],
-        Scenario::NanDivergence => &[Rule::NanInfLoss],
+        Scenario::NanDivergence => &[Rule::LossDivergence, Rule::NanInfLoss],
         Scenario::Overfit => &[Rule::Overfitting],
         Scenario::Stagnant => &[Rule::WeightStagnation, Rule::LossStagnation],
         Scenario::LossSpike => &[Rule::GradientSpike],
@@ -161,17 +160,26 @@ fn window(scenario: Scenario, rule: Rule) -> ((u64, u64), (u64, u64)) {
     let config = WarningConfig::default();
     let onset = scenario.expected_onset().unwrap_or((0, 0));
     match (scenario, rule) {
-        // Per-unit death is judged per layer; one layer can cross 50% before every layer does.
-        (Scenario::DyingRelu, _) => ((0, 0), onset),
-        // Batch-level pathologies visible from their onset fire in that very batch.
-        (Scenario::Exploding | Scenario::Vanishing | Scenario::NanDivergence, _)
-        | (Scenario::LossSpike, _) => (onset, onset),
-        // The ratio is above 1.3 from the onset epoch; the rule needs `overfit_patience`
-        // consecutive epochs (and the 0.1 gap), so it fires 2-4 epochs after the onset.
-        (Scenario::Overfit, _) => {
-            let first = onset.0 + config.overfit_patience as u64 - 1;
-            ((first, 0), (first + 2, 0))
+        // Per-unit death is judged per layer; one layer can cross 50% before every layer does,
+        // and the layer must stay dead for `dead_relu_patience` batches.
+        (Scenario::DyingRelu, _) => {
+            ((0, 0), (onset.0, onset.1 + config.dead_relu_patience as u64 - 1))
         }
+        // Vanishing gradients must persist for `vanishing_gradient_patience` batches.
+        (Scenario::Vanishing, _) => {
+            let at = (onset.0, onset.1 + config.vanishing_gradient_patience as u64 - 1);
+            (at, at)
+        }
+        // Divergence must be reported before the loss is NaN.
+        (Scenario::NanDivergence, Rule::LossDivergence) => ((0, 0), (onset.0, onset.1 - 1)),
+        // Batch-level pathologies visible from their onset fire in that very batch.
+        (Scenario::Exploding | Scenario::NanDivergence, _) | (Scenario::LossSpike, _) => {
+            (onset, onset)
+        }
+        // The ratio is above 1.3 from the onset epoch; the rule also needs the validation
+        // loss to climb 20% above its best for `overfit_patience` epochs, which this small
+        // run takes the rest of its 40 epochs to do.
+        (Scenario::Overfit, _) => ((onset.0 + config.overfit_patience as u64 - 1, 0), (39, 0)),
         // Updates are exactly 0 from the first batch: the window fills in its 5th batch.
         (Scenario::Stagnant, Rule::WeightStagnation) => {
             let at = (0, config.weight_stagnation_window as u64 - 1);

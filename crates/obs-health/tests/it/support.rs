@@ -14,6 +14,16 @@ pub(crate) fn engine_with(f: impl FnOnce(&mut WarningConfig)) -> AutoHealthWarni
     AutoHealthWarnings::new(config).unwrap()
 }
 
+/// An engine that judges each batch on its own: the persistence rules (`dead_relu`,
+/// `activation_saturation`, `vanishing_gradient`) need one batch instead of five.
+pub(crate) fn immediate() -> AutoHealthWarnings {
+    engine_with(|c| {
+        c.dead_relu_patience = 1;
+        c.saturation_patience = 1;
+        c.vanishing_gradient_patience = 1;
+    })
+}
+
 /// The rules of `warnings`, in order.
 pub(crate) fn rules(warnings: &[HealthWarning]) -> Vec<Rule> {
     warnings.iter().map(|w| w.rule().expect("known rule")).collect()
