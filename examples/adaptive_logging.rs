@@ -112,11 +112,11 @@ fn walk_through() -> Result<(), Box<dyn std::error::Error>> {
     let base_logger = TrainingLogger::new(LogLevel::Expert)?;
     base_logger.add_backend(Print)?;
 
-    // Wrap it in the adaptive logger.
-    let mut config = AnomalyConfig::default();
-    config.zeros_pct_threshold = 50.0; // trigger on >50% dead units
-    config.gradient_spike_factor = 5.0; // trigger on a 5x gradient spike
-    config.escalation_cooldown = 10; // stay escalated for 10 batches
+    // Wrap it in the adaptive logger (the reference's parameter names set the rule thresholds).
+    let config = AnomalyConfig::default()
+        .zeros_pct_threshold(50.0) // trigger on >50% dead units
+        .gradient_spike_factor(5.0) // trigger on a 5x gradient spike
+        .escalation_cooldown(10); // stay escalated for 10 batches
     let mut adaptive = AdaptiveLogger::new(base_logger, config)?;
 
     adaptive.on_train_start(20, data! { "name" => "mlp" });
@@ -136,8 +136,9 @@ fn walk_through() -> Result<(), Box<dyn std::error::Error>> {
     adaptive.on_batch_end(0, data! { "loss" => 0.9 });
     eprintln!("  after normal activations: escalated = {}", adaptive.is_escalated());
 
-    // Dead activations (all units zero for the whole batch): escalates, records the layer at
-    // EXPERT detail and emits a warning.
+    // Dead activations (every unit zero for the whole batch): escalates at once, records the
+    // layer at EXPERT detail and emits a warning. (A layer with only some units dead must stay
+    // so for `dead_relu_patience` batches first: small batches make healthy units look dead.)
     let dead_activations = vec![0.0f32; 32 * 16];
     adaptive.on_batch_start(1);
     adaptive.on_layer_forward(
@@ -162,12 +163,12 @@ fn real_run() -> Result<(), Box<dyn std::error::Error>> {
     let base = TrainingLogger::new(LogLevel::Expert)?;
     base.add_backend(count.clone())?;
     // Customised thresholds, as in the reference.
-    let mut config = AnomalyConfig::default();
-    config.zeros_pct_threshold = 30.0; // more sensitive dead-unit detection
-    config.gradient_spike_factor = 5.0;
-    config.loss_spike_pct = 30.0; // trigger on a 30% loss increase (and +0.4 at least)
-    config.weight_stagnation_window = 10; // look at 10 consecutive updates
-    config.escalation_cooldown = 20; // stay in detail mode longer
+    let config = AnomalyConfig::default()
+        .zeros_pct_threshold(30.0) // more sensitive dead-unit detection
+        .gradient_spike_factor(3.0) // more sensitive spike detection
+        .loss_spike_pct(400.0) // a loss 5x the highest of the last 20 batches
+        .weight_stagnation_window(10) // look at 10 consecutive updates
+        .escalation_cooldown(20); // stay in detail mode longer
     let mut adaptive = AdaptiveLogger::new(base, config)?;
 
     let run = RunConfig::for_scenario(Scenario::LossSpike);

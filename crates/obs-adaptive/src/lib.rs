@@ -5,5 +5,5 @@ mod config;
 mod logger;
 
 pub use anomaly::{Anomaly, AnomalySummary, Trigger, UnknownTrigger};
-pub use config::{AnomalyConfig, ConfigError, DeadNeuronMode};
+pub use config::{AnomalyConfig, ConfigError};
 pub use logger::AdaptiveLogger;

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use obs_adaptive::{AdaptiveLogger, AnomalyConfig, Trigger};
-use obs_core::{Activation, EventType, LogLevel, Severity, TensorView, data};
+use obs_core::{Activation, EventType, LogLevel, Severity, TensorView, Value, data};
 
 use crate::support::{adaptive, calm_batch, counted_logger, healthy_relu, pos, with_dead_units};
 
@@ -13,10 +13,10 @@ fn cooldown(n: u64) -> AnomalyConfig {
     c
 }
 
-/// A batch like `calm_batch` whose second layer's output is mostly dead units.
+/// A batch like `calm_batch` whose second layer has every unit dead (found at once).
 fn dead_batch(logger: &mut AdaptiveLogger, batch: u64) {
     let acts = healthy_relu(8, 4);
-    let dead = with_dead_units(8, 4, 3);
+    let dead = with_dead_units(8, 4, 4);
     logger.on_batch_start(batch);
     logger
         .on_layer_forward(0, "dense_0", TensorView::new(&acts, &[8, 4]).unwrap(), Activation::Relu)
@@ -68,12 +68,17 @@ fn the_escalating_batch_is_recorded_whole_then_the_anomaly() {
     assert_eq!(h.layer_name.as_deref(), Some("dense_1"));
     assert_eq!(h.layer_index, Some(1));
     assert_eq!(pos(h), Some((0, 1)));
-    assert_eq!(h.data.get("trigger").and_then(|v| v.as_str()), Some("dead_neurons"));
-    assert_eq!(h.data.get("rule_name").and_then(|v| v.as_str()), Some("dead_neurons"));
-    assert_eq!(h.data.get("layer").and_then(|v| v.as_str()), Some("dense_1"));
-    assert_eq!(h.data.get_f64("value"), Some(75.0));
+    assert_eq!(h.data.get("trigger").and_then(Value::as_str), Some("dead_neurons"));
+    assert_eq!(h.data.get("rule_name").and_then(Value::as_str), Some("dead_relu"));
+    assert_eq!(h.data.get("source").and_then(Value::as_str), Some("adaptive"));
+    assert_eq!(h.data.get("hook").and_then(Value::as_str), Some("layer_forward"));
+    assert_eq!(h.data.get("escalated").and_then(Value::as_bool), Some(true));
+    assert_eq!(h.data.get_f64("value"), Some(100.0));
     assert_eq!(h.data.get_f64("threshold"), Some(50.0));
-    assert_eq!(h.data.get("repeats").and_then(|v| v.as_u64()), Some(0));
+    assert_eq!(h.data.get("repeats").and_then(Value::as_u64), Some(0));
+    // The warning's diagnosis and advice travel with it.
+    assert!(h.data.get("diagnosis").and_then(Value::as_str).is_some());
+    assert!(h.data.get("recommendations").and_then(Value::as_list).is_some_and(|r| !r.is_empty()));
 }
 
 #[test]
@@ -106,7 +111,7 @@ fn backfilled_events_keep_their_order_time_and_position() {
     assert!(events[2].timestamp <= events[3].timestamp);
     assert_eq!(events[2].layer_name.as_deref(), Some("dense_0"));
     assert_eq!(events[3].layer_name.as_deref(), Some("dense_1"));
-    assert_eq!(events[3].data.get_f64("dead_units_pct"), Some(75.0));
+    assert_eq!(events[3].data.get_f64("dead_units_pct"), Some(100.0));
     assert_eq!(counting.tally().expert_batches, [(3, 7)].into());
 }
 
@@ -130,7 +135,8 @@ fn a_loss_spike_records_the_layers_of_its_batch() {
     for b in 0..6 {
         calm_batch(&mut logger, b, 1.0);
     }
-    calm_batch(&mut logger, 6, 3.0);
+    // Four times where training started, and the highest recent loss: found at batch end.
+    calm_batch(&mut logger, 6, 4.0);
     assert_eq!(logger.get_anomaly_summary().count(Trigger::LossSpike), 1);
     logger.flush().unwrap();
     let t = counting.tally();
@@ -151,7 +157,7 @@ fn without_backfill_only_the_trigger_onwards_is_recorded() {
     for b in 0..6 {
         calm_batch(&mut logger, b, 1.0);
     }
-    calm_batch(&mut logger, 6, 3.0);
+    calm_batch(&mut logger, 6, 4.0);
     logger.flush().unwrap();
     let t = counting.tally();
     assert_eq!(t.count(EventType::LayerForward), 0);
@@ -189,7 +195,7 @@ fn cooldown_counts_batches_exactly() {
 }
 
 #[test]
-fn a_new_anomaly_during_cooldown_extends_it() {
+fn a_repeat_during_cooldown_does_not_extend_it() {
     let (mut logger, counting) = adaptive(Some(cooldown(2)));
     logger.on_epoch_start(0);
     for b in 0..12 {
@@ -200,19 +206,18 @@ fn a_new_anomaly_during_cooldown_extends_it() {
         }
     }
     logger.flush().unwrap();
-    let expected: BTreeSet<(u64, u64)> = (1..=5).map(|b| (0, b)).collect();
+    let expected: BTreeSet<(u64, u64)> = (1..=3).map(|b| (0, b)).collect();
     assert_eq!(counting.tally().expert_batches, expected);
     let s = logger.get_anomaly_summary();
-    assert_eq!(s.escalations, 1);
-    assert_eq!(s.escalated_batches, 5);
-    // The repeat at batch 3 was de-duplicated, yet still kept the detail on.
+    assert_eq!((s.escalations, s.escalated_batches), (1, 3));
+    // The repeat at batch 3 was de-duplicated by the rule engine and counted.
     assert_eq!((s.total, s.emitted, s.suppressed), (2, 1, 1));
 }
 
 #[test]
-fn dedup_counts_repeats_in_steps() {
+fn a_chronic_finding_is_sampled_not_held() {
     let mut config = AnomalyConfig::default();
-    config.dedup_window = 4;
+    config.rules.dedup_batches = 4;
     config.escalation_cooldown = 0;
     let (mut logger, counting) = adaptive(Some(config));
     logger.on_epoch_start(0);
@@ -220,15 +225,64 @@ fn dedup_counts_repeats_in_steps() {
         dead_batch(&mut logger, b);
     }
     logger.flush().unwrap();
-    let health = counting.tally().health;
-    let emitted: Vec<(Option<u64>, Option<u64>)> =
-        health.iter().map(|e| (e.batch, e.data.get("repeats").and_then(|v| v.as_u64()))).collect();
-    assert_eq!(emitted, [(Some(0), Some(0)), (Some(4), Some(3)), (Some(8), Some(3))]);
+    let t = counting.tally();
+    let emitted: Vec<(Option<u64>, Option<u64>, Option<bool>)> = t
+        .health
+        .iter()
+        .map(|e| {
+            let d = &e.data;
+            let repeats = d.get("repeats").and_then(Value::as_u64);
+            (e.batch, repeats, d.get("escalated").and_then(Value::as_bool))
+        })
+        .collect();
+    // Reported at its onset (escalating) and again every 4 batches while it lasts (sampled).
+    assert_eq!(
+        emitted,
+        [
+            (Some(0), Some(0), Some(true)),
+            (Some(4), Some(3), Some(false)),
+            (Some(8), Some(3), Some(false))
+        ]
+    );
+    assert_eq!(t.expert_batches, [(0, 0), (0, 4), (0, 8)].into());
     let s = logger.get_anomaly_summary();
     assert_eq!((s.total, s.emitted, s.suppressed), (10, 3, 7));
+    assert_eq!((s.escalated_batches, s.sampled_batches, s.escalations), (3, 2, 1));
     assert_eq!(s.recent.len(), 3);
     assert_eq!(s.recent[1].repeats, 3);
-    assert_eq!(s.escalated_batches, 10);
+}
+
+#[test]
+fn the_default_records_an_onset_its_cooldown_and_then_samples_only() {
+    let (mut logger, _) = adaptive(None);
+    for b in 0..120 {
+        dead_batch(&mut logger, b);
+    }
+    let s = logger.get_anomaly_summary();
+    // Onset 0 plus 5 batches of cooldown, then one sample at each re-report (50, 100).
+    assert_eq!((s.escalated_batches, s.sampled_batches, s.escalations), (8, 2, 1), "{s}");
+}
+
+#[test]
+fn a_new_layer_or_a_worse_value_escalates_again() {
+    let mut config = cooldown(0);
+    config.rules.dedup_batches = 2;
+    let (mut logger, _) = adaptive(Some(config));
+    let step = |logger: &mut AdaptiveLogger, b: u64, layer: &str, norm: f64| {
+        logger.on_batch_start(b);
+        logger.on_gradient_computed(layer, norm);
+        logger.on_batch_end(b, data! {});
+        logger.get_anomaly_summary().escalations
+    };
+    assert_eq!(step(&mut logger, 0, "a", 200.0), 1);
+    // A repeat within the de-duplication window, then a re-report not much worse: a sample.
+    assert_eq!(step(&mut logger, 1, "a", 300.0), 1);
+    assert_eq!(step(&mut logger, 2, "a", 1000.0), 1);
+    assert_eq!(step(&mut logger, 3, "a", 1000.0), 1);
+    // Ten times further past the threshold than at its last escalation: worse.
+    assert_eq!(step(&mut logger, 4, "a", 20_000.0), 2);
+    // The same rule in another layer: a new finding.
+    assert_eq!(step(&mut logger, 5, "b", 200.0), 3);
 }
 
 #[test]
@@ -247,7 +301,7 @@ fn dedup_is_per_trigger_and_layer_and_can_be_off() {
     assert_eq!((s.total, s.emitted), (6, 2), "one per layer");
 
     let mut config = AnomalyConfig::default();
-    config.dedup_window = 0;
+    config.rules.dedup_batches = 0;
     let (mut logger, counting) = adaptive(Some(config));
     for b in 0..3 {
         dead_batch(&mut logger, b);
@@ -264,7 +318,7 @@ fn runs_are_deterministic() {
         for b in 0..30 {
             match b % 7 {
                 3 => dead_batch(&mut logger, b),
-                5 => calm_batch(&mut logger, b, 5.0),
+                5 => calm_batch(&mut logger, b, 6.0),
                 _ => calm_batch(&mut logger, b, 1.0),
             }
         }
@@ -315,9 +369,14 @@ fn a_silent_base_records_nothing_but_anomalies_are_still_found() {
 fn invalid_config_is_refused() {
     let (base, _) = counted_logger(LogLevel::Expert);
     let mut config = AnomalyConfig::default();
-    config.loss_window = 0;
+    config.rules.loss_divergence_window = 1;
     let err = AdaptiveLogger::new(base, config).unwrap_err();
-    assert_eq!(err.field(), "loss_window");
+    assert!(err.to_string().contains("loss_divergence_window"), "{err}");
+    let (base, _) = counted_logger(LogLevel::Expert);
+    let mut config = AnomalyConfig::default();
+    config.worsen_factor = 0.5;
+    let err = AdaptiveLogger::new(base, config).unwrap_err();
+    assert!(err.to_string().contains("worsen_factor"), "{err}");
 }
 
 #[test]
