@@ -1,7 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
-//! - `ci`: every quality gate CI runs (fmt, clippy, tests, examples, docs).
+//! - `ci`: every quality gate CI runs (fmt, clippy, tests, examples, the detection
+//!   benchmark, docs).
 //! - `test`: the test suite and the examples.
+//! - `detect`: the labelled detection benchmark; fails when a held-out target is missed.
 //! - `bench [crate]`: the criterion benchmarks, all or those of one crate.
 //! - `release prepare <version>` | `release check` | `release publish [--dry-run]`.
 
@@ -20,6 +22,7 @@ fn main() -> Result<()> {
     match args.as_slice() {
         ["ci"] => ci(),
         ["test"] => test(),
+        ["detect"] => detect(),
         ["bench"] => bench(None),
         ["bench", name] => bench(Some(name)),
         ["release", "prepare", version] => release::prepare(version),
@@ -28,7 +31,7 @@ fn main() -> Result<()> {
         ["release", "publish", "--dry-run"] => release::publish(true),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | bench [crate] | release prepare <version> | \
+                "usage: cargo xtask <ci | test | detect | bench [crate] | release prepare <version> | \
                  release check | release publish [--dry-run]>"
             );
             bail!("unknown command {args:?}")
@@ -78,6 +81,7 @@ pub(crate) fn ci() -> Result<()> {
         &[],
     )?;
     test()?;
+    detect()?;
     run(
         "docs",
         "cargo",
@@ -96,6 +100,18 @@ fn test() -> Result<()> {
     browser::provision(&mut env)?;
     run("tests", "cargo", &["test", "--workspace", "--all-features"], &env)?;
     examples()
+}
+
+/// The labelled detection benchmark (`crates/obs-detect`): trains every run, scores both rule
+/// engines and fails when a held-out target is missed. The dev profile keeps it on the test
+/// build (the arithmetic crates are optimised there).
+fn detect() -> Result<()> {
+    run(
+        "detection benchmark",
+        "cargo",
+        &["run", "--quiet", "-p", "obs-detect", "--", "--check"],
+        &[],
+    )
 }
 
 /// Runs every example, each in a fresh temporary directory so the files they write (logs,
