@@ -11,7 +11,6 @@ use observatory::bridges::{TensorBoardBridge, WandbBridge};
 use observatory::core::{Data, LogLevel, Tier, TrainingLogger, Value, data};
 use observatory::dashboard::{DashboardConfig, DashboardExporter};
 use observatory::fingerprint::{Dataset as DatasetInput, TrainingFingerprint};
-use observatory::health::{AutoHealthWarnings, WarningConfig};
 use observatory::storage::{OpenMode, StorageConfig, StorageSummary, TieredStorage};
 use observatory::summary::EpochSummarizer;
 
@@ -297,14 +296,10 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     say!("{}", fingerprint.format_text().trim_end());
     say!();
 
-    let health = AutoHealthWarnings::new(WarningConfig::default())
-        .context(|| "configuring the health rules".to_owned())?
-        .with_logger(logger.clone());
     let adaptive = AdaptiveLogger::new(logger.clone(), AnomalyConfig::default())
-        .context(|| "configuring the adaptive logger".to_owned())?;
+        .context(|| "configuring the health rules and the adaptive logger".to_owned())?;
     let mut pipeline = Pipeline::new(
         adaptive,
-        health,
         EpochSummarizer::new(),
         model_info(&config),
         data! { "fingerprint" => fingerprint.to_data(), "hyperparameters" => hyperparameters(&config) },
@@ -316,7 +311,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     let report = pipeline.adaptive().close().context(|| "closing the logger".to_owned())?;
     let storage_summary = storage.summary();
     let anomalies = pipeline.adaptive().get_anomaly_summary();
-    let health = pipeline.health().get_summary();
+    let health = pipeline.adaptive().health().get_summary();
     let tally = pipeline.tally();
 
     say!();
@@ -338,15 +333,13 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
         if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) },
         health.suppressed
     );
-    let triggers: Vec<String> =
-        anomalies.by_type.iter().map(|(t, n)| format!("{} {n}", t.as_str())).collect();
     say!(
-        "Anomalies: {} found{}, {} emitted; {} of {} batches recorded at EXPERT detail",
-        anomalies.total,
-        if triggers.is_empty() { String::new() } else { format!(" ({})", triggers.join(", ")) },
-        anomalies.emitted,
+        "Adaptive logging: {} of {} batches recorded at EXPERT detail ({} escalations, {} sampled \
+         batches of chronic findings)",
         anomalies.escalated_batches,
-        anomalies.batches
+        anomalies.batches,
+        anomalies.escalations,
+        anomalies.sampled_batches
     );
     say!(
         "Calm batches: {} recorded as one batch_end line each (loss, accuracy, gradient norms)",
