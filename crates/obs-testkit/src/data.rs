@@ -263,8 +263,8 @@ mod tests {
             assert_eq!((d.sample_count(), d.features(), d.classes()), (Some(rows), features, 3));
             let s = d.generate(usize::MAX, &mut Rng::new(3));
             assert_eq!((s.len(), s.x.len()), (rows, rows * features));
-            for c in 0..3 {
-                assert_eq!(s.y.iter().filter(|&&y| y == c).count(), per_class[c], "{d:?}");
+            for (c, &n) in per_class.iter().enumerate() {
+                assert_eq!(s.y.iter().filter(|&&y| y == c).count(), n, "{d:?}");
             }
             for f in 0..features {
                 let col: Vec<f64> =
