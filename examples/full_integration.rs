@@ -111,9 +111,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dashboard_handle = dashboard.handle();
     base_logger.add_backend(storage)?;
     base_logger.add_backend(dashboard)?;
-    // Unlike the reference, warnings reach every backend: they go through the base logger.
-    let warnings =
-        AutoHealthWarnings::new(WarningConfig::default())?.with_logger(base_logger.clone());
+    // The reference's explicit health checks. The adaptive logger runs the same rules and
+    // already sends their warnings to every backend, so this engine is not attached to the
+    // logger (that would log every warning twice): its warnings come back to the loop.
+    let warnings = AutoHealthWarnings::new(WarningConfig::default())?;
     let adaptive = AdaptiveLogger::new(base_logger, AnomalyConfig::default())?;
     let summarizer = EpochSummarizer::new();
 

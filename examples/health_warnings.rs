@@ -73,8 +73,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.overfit_ratio = 1.3;
     let mut warnings_engine = AutoHealthWarnings::new(config.clone())?;
 
-    let (train_losses, val_losses) = ([0.9, 0.7, 0.6, 0.5, 0.45], [0.95, 0.9, 0.95, 1.0, 1.1]);
-    for epoch in 0..5u64 {
+    // Validation loss bottoms out at epoch 2 and climbs while training loss keeps falling.
+    let train_losses = [0.9, 0.7, 0.6, 0.5, 0.4, 0.32, 0.25, 0.2, 0.16];
+    let val_losses = [0.95, 0.85, 0.8, 0.85, 0.95, 1.05, 1.15, 1.25, 1.35];
+    for epoch in 0..train_losses.len() as u64 {
         for batch_idx in 0..12u64 {
             let current_loss = train_losses[epoch as usize] + 0.01 * (batch_idx % 3) as f64;
             // From epoch 2 on, 62% of dense_0's units output zero for the whole batch.
@@ -112,7 +114,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Health warnings: {} ({} repeats suppressed)",
         summary.total_warnings, summary.suppressed
     );
-    assert_eq!(summary.count(obs_health::Rule::DeadRelu), 1);
+    // dead_relu fires after five dead batches (epoch 2, batch 4), and once more 50 batches
+    // later with the 49 repeats in between counted; overfitting once the median validation
+    // loss of three epochs is 20% above its best for three epochs in a row (epoch 8).
+    assert_eq!(summary.count(obs_health::Rule::DeadRelu), 2);
     assert_eq!(summary.count(obs_health::Rule::Overfitting), 1);
 
     // Part two: a real network whose ReLU units die, warnings also sent to a logger backend.

@@ -80,3 +80,13 @@ pub mod prelude {
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/getting-started.md")]
 mod getting_started {}
+
+/// The Rust examples of `docs/health.md`, compiled and run as doctests.
+#[cfg(all(doctest, feature = "health"))]
+#[doc = include_str!("../../../docs/health.md")]
+mod health_guide {}
+
+/// The Rust examples of `docs/adaptive.md`, compiled and run as doctests.
+#[cfg(all(doctest, feature = "adaptive"))]
+#[doc = include_str!("../../../docs/adaptive.md")]
+mod adaptive_guide {}
