@@ -1,6 +1,7 @@
 //! `AutoHealthWarnings`: the rule engine, its per-layer history and de-duplication.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
 
 use obs_core::stats::RollingWindow;
 use obs_core::{Activation, Data, Severity, TensorStats, TrainingLogger, data};
@@ -23,7 +24,8 @@ struct Dedup {
 /// History of one layer.
 #[derive(Debug)]
 struct LayerState {
-    name: Box<str>,
+    /// Shared so a finding can name the layer without allocating.
+    name: Arc<str>,
     /// Previous finite gradient norms: the spike baseline.
     grads: RollingWindow,
     /// Consecutive batches with the dead-unit percentage over the threshold.
@@ -335,11 +337,18 @@ impl AutoHealthWarnings {
         rule.is_non_finite_rule() || !self.is_poisoned()
     }
 
-    /// De-duplicates a finding of the open batch and, when it passes, records it.
-    fn finding(&mut self, f: Finding<'_>, scope: Scope) {
+    /// De-duplicates a finding of `rule` in the open batch and, when it passes, builds it with
+    /// `build` and records it. A repeat costs a counter: no message is formatted for it.
+    fn finding<'a>(
+        &mut self,
+        rule: Rule,
+        scope: Scope,
+        build: impl FnOnce(&WarningConfig) -> Finding<'a>,
+    ) {
         let step = self.batch.step;
-        if let Some(repeats) = self.admit(f.rule, scope, step) {
+        if let Some(repeats) = self.admit(rule, scope, step) {
             let (epoch, batch) = (self.batch.epoch, Some(self.batch.batch));
+            let f = build(&self.config);
             self.fire(f, epoch, batch, repeats);
         }
     }
@@ -451,18 +460,17 @@ impl AutoHealthWarnings {
         self.batch.loss = Some(loss);
         if !loss.is_finite() {
             self.batch.non_finite = true;
-            self.finding(
+            self.finding(Rule::NanInfLoss, Scope::Batch, |_| {
                 Finding::new(Rule::NanInfLoss, None, "NaN/Inf detected in loss!".to_owned())
-                    .data(data! { "loss" => loss, "source" => "batch" }),
-                Scope::Batch,
-            );
+                    .data(data! { "loss" => loss, "source" => "batch" })
+            });
             return;
         }
         if !self.judged(Rule::LossDivergence) {
             return;
         }
         let Some(d) = self.loss.divergence(loss, &self.config) else { return };
-        let f = match d {
+        self.finding(Rule::LossDivergence, Scope::Batch, |c| match d {
             Divergence::Fast { loss, reference, first, steps } => {
                 let ratio = loss / reference;
                 Finding::new(
@@ -473,7 +481,7 @@ impl AutoHealthWarnings {
                          the recent level {reference:.4} and above the first loss {first:.4}"
                     ),
                 )
-                .value(ratio, self.config.loss_divergence_fast_factor)
+                .value(ratio, c.loss_divergence_fast_factor)
                 .data(data! {
                     "mode" => "fast",
                     "loss" => loss,
@@ -492,7 +500,7 @@ impl AutoHealthWarnings {
                          {window} batches ({older:.4} -> {recent:.4})"
                     ),
                 )
-                .value(ratio, self.config.loss_divergence_factor)
+                .value(ratio, c.loss_divergence_factor)
                 .data(data! {
                     "mode" => "slow",
                     "loss" => loss,
@@ -502,8 +510,7 @@ impl AutoHealthWarnings {
                     "window" => window,
                 })
             }
-        };
-        self.finding(f, Scope::Batch);
+        });
     }
 
     /// A layer's gradient L2 norm: `gradient_nan_inf`, `exploding_gradient` and
@@ -517,16 +524,15 @@ impl AutoHealthWarnings {
         let slot = self.layer(hint, name);
         if !norm.is_finite() {
             self.batch.non_finite = true;
-            self.finding(
+            // One warning per batch, not one per layer: a NaN reaches every layer at once.
+            self.finding(Rule::GradientNanInf, Scope::Batch, |_| {
                 Finding::new(
                     Rule::GradientNanInf,
                     Some(name),
                     format!("NaN/Inf in gradient of '{name}' (norm {norm})"),
                 )
-                .data(data! { "grad_norm" => norm }),
-                // One warning per batch, not one per layer: a NaN reaches every layer at once.
-                Scope::Batch,
-            );
+                .data(data! { "grad_norm" => norm })
+            });
             return;
         }
         // A negative value is not a norm: no rule can judge it, and it stays out of the baseline.
@@ -536,20 +542,19 @@ impl AutoHealthWarnings {
         let (exploding, vanishing) =
             (self.config.exploding_gradient_threshold, self.config.vanishing_gradient_threshold);
         if norm > exploding {
-            self.finding(
+            self.finding(Rule::ExplodingGradient, Scope::Layer(slot), |_| {
                 Finding::new(
                     Rule::ExplodingGradient,
                     Some(name),
                     format!("Exploding gradient in '{name}' (norm {norm:.3e} > {exploding})"),
                 )
                 .value(norm, exploding)
-                .data(data! { "grad_norm" => norm }),
-                Scope::Layer(slot),
-            );
+                .data(data! { "grad_norm" => norm })
+            });
         }
         let run = self.persist(slot, |l| &mut l.vanishing_run, norm < vanishing);
         if norm < vanishing && run >= self.config.vanishing_gradient_patience as u64 {
-            self.finding(
+            self.finding(Rule::VanishingGradient, Scope::Layer(slot), |_| {
                 Finding::new(
                     Rule::VanishingGradient,
                     Some(name),
@@ -559,9 +564,8 @@ impl AutoHealthWarnings {
                     ),
                 )
                 .value(norm, vanishing)
-                .data(data! { "grad_norm" => norm, "batches" => run }),
-                Scope::Layer(slot),
-            );
+                .data(data! { "grad_norm" => norm, "batches" => run })
+            });
         }
         let Some(i) = slot else { return };
         let c = &self.config;
@@ -594,15 +598,14 @@ impl AutoHealthWarnings {
             return;
         }
         self.batch.non_finite = true;
-        self.finding(
+        self.finding(Rule::GradientNanInf, Scope::Batch, |_| {
             Finding::new(
                 Rule::GradientNanInf,
                 Some(name),
                 format!("NaN/Inf in gradient of '{name}' ({count} non-finite elements)"),
             )
-            .data(data! { "non_finite_count" => count }),
-            Scope::Batch,
-        );
+            .data(data! { "non_finite_count" => count })
+        });
     }
 
     /// A layer's output statistics: `nan_inf_tensor`, `dead_relu` and `activation_saturation`.
@@ -634,16 +637,15 @@ impl AutoHealthWarnings {
                 // A layer with every unit dead needs no patience: chance cannot do that.
                 if pct > threshold && (run >= patience || pct >= 100.0) {
                     let act = stats.activation.as_str();
-                    self.finding(
+                    self.finding(Rule::DeadRelu, Scope::Layer(slot), |_| {
                         Finding::new(
                             Rule::DeadRelu,
                             Some(name),
                             format!("Possible dying ReLU in '{name}' ({pct:.1}% {what})"),
                         )
                         .value(pct, threshold)
-                        .data(data! { key => pct, "batches" => run, "activation" => act }),
-                        Scope::Layer(slot),
-                    );
+                        .data(data! { key => pct, "batches" => run, "activation" => act })
+                    });
                 }
             }
             Activation::Sigmoid | Activation::Tanh => {
@@ -652,16 +654,13 @@ impl AutoHealthWarnings {
                 let run = self.persist(slot, |l| &mut l.saturation_run, pct > threshold);
                 if pct > threshold && run >= patience {
                     let act = stats.activation.as_str();
-                    self.finding(
-                        Finding::new(
+                    self.finding(Rule::ActivationSaturation, Scope::Layer(slot), |_| Finding::new(
                             Rule::ActivationSaturation,
                             Some(name),
                             format!("Activations saturated in '{name}' ({pct:.1}% of {act} outputs)"),
                         )
                         .value(pct, threshold)
-                        .data(data! { "saturation_pct" => pct, "batches" => run, "activation" => act }),
-                        Scope::Layer(slot),
-                    );
+                        .data(data! { "saturation_pct" => pct, "batches" => run, "activation" => act }));
                 }
             }
             // Zeros and large values are normal for linear or unknown outputs.
@@ -685,15 +684,14 @@ impl AutoHealthWarnings {
 
     fn non_finite_tensor(&mut self, name: &str, what: &str, count: u64) {
         self.batch.non_finite = true;
-        self.finding(
+        self.finding(Rule::NanInfTensor, Scope::Batch, |_| {
             Finding::new(
                 Rule::NanInfTensor,
                 Some(name),
                 format!("NaN/Inf in the {what} of '{name}' ({count} non-finite elements)"),
             )
-            .data(data! { "non_finite_count" => count, "tensor" => what }),
-            Scope::Batch,
-        );
+            .data(data! { "non_finite_count" => count, "tensor" => what })
+        });
     }
 
     /// The L2 norm of a layer's weight update: `nan_inf_tensor` at once, `weight_stagnation`
@@ -706,15 +704,14 @@ impl AutoHealthWarnings {
         self.ensure_open();
         if !update.is_finite() {
             self.batch.non_finite = true;
-            self.finding(
+            self.finding(Rule::NanInfTensor, Scope::Batch, |_| {
                 Finding::new(
                     Rule::NanInfTensor,
                     Some(name),
                     format!("NaN/Inf in the weight update of '{name}' (norm {update})"),
                 )
-                .data(data! { "update_norm" => update, "tensor" => "update" }),
-                Scope::Batch,
-            );
+                .data(data! { "update_norm" => update, "tensor" => "update" })
+            });
             return;
         }
         if let Some(slot) = self.layer(hint, name) {
@@ -736,15 +733,14 @@ impl AutoHealthWarnings {
         }
         if stats.count > 0 && stats.zeros == stats.count && self.judged(Rule::DeadWeights) {
             let slot = self.layer(hint, name);
-            self.finding(
+            self.finding(Rule::DeadWeights, Scope::Layer(slot), |_| {
                 Finding::new(
                     Rule::DeadWeights,
                     Some(name),
                     format!("All {} weights of '{name}' are zero", stats.count),
                 )
-                .data(data! { "reason" => "all_zero", "count" => stats.count }),
-                Scope::Layer(slot),
-            );
+                .data(data! { "reason" => "all_zero", "count" => stats.count })
+            });
         }
     }
 
@@ -780,51 +776,45 @@ impl AutoHealthWarnings {
         }
         let (jumped, judged) = (b.spike_jumped, b.spike_judged);
         if gradient_spike && let Some((ratio, norm, average, slot)) = b.biggest_jump {
-            let name = self.layers[slot].name.clone();
-            let factor = self.config.gradient_spike_factor;
-            let mut message = format!(
-                "Gradient spike in {jumped} of {judged} layers at once: '{name}' norm {norm:.3e} \
-                 is {ratio:.1}x its rolling average {average:.3e}"
-            );
-            let mut d = data! {
-                "grad_norm" => norm,
-                "rolling_average" => average,
-                "layers_jumped" => jumped,
-                "layers_judged" => judged,
-            };
-            if let Some(s) = loss_spike {
-                message.push_str(&format!(
-                    ", with the loss at {:.4} ({:.0}x the recent maximum)",
-                    s.loss,
-                    s.loss / s.recent_max
-                ));
-                d.insert("loss", s.loss);
-                d.insert("recent_max_loss", s.recent_max);
-            }
-            self.finding(
+            let name = Arc::clone(&self.layers[slot].name);
+            self.finding(Rule::GradientSpike, Scope::Batch, |c| {
+                let mut message = format!(
+                    "Gradient spike in {jumped} of {judged} layers at once: '{name}' norm \
+                     {norm:.3e} is {ratio:.1}x its rolling average {average:.3e}"
+                );
+                let mut d = data! {
+                    "grad_norm" => norm,
+                    "rolling_average" => average,
+                    "layers_jumped" => jumped,
+                    "layers_judged" => judged,
+                };
+                if let Some(s) = loss_spike {
+                    message.push_str(&format!(
+                        ", with the loss at {:.4} ({:.0}x the recent maximum)",
+                        s.loss,
+                        s.loss / s.recent_max
+                    ));
+                    d.insert("loss", s.loss);
+                    d.insert("recent_max_loss", s.recent_max);
+                }
                 Finding::new(Rule::GradientSpike, Some(&name), message)
-                    .value(ratio, factor)
-                    .data(d),
-                Scope::Batch,
-            );
+                    .value(ratio, c.gradient_spike_factor)
+                    .data(d)
+            });
         } else if let Some(s) = loss_spike {
             let ratio = s.loss / s.recent_max;
-            let limit = 1.0 + self.config.loss_spike_pct / 100.0;
-            self.finding(
-                Finding::new(
+            self.finding(Rule::LossSpike, Scope::Batch, |c| Finding::new(
                     Rule::LossSpike,
                     None,
                     format!(
                         "Loss spike: {:.4} is {ratio:.0}x the highest loss of the last {} batches ({:.4})",
                         s.loss,
-                        self.config.loss_spike_window,
+                        c.loss_spike_window,
                         s.recent_max
                     ),
                 )
-                .value(ratio, limit)
-                .data(data! { "loss" => s.loss, "recent_max" => s.recent_max }),
-                Scope::Batch,
-            );
+                .value(ratio, 1.0 + c.loss_spike_pct / 100.0)
+                .data(data! { "loss" => s.loss, "recent_max" => s.recent_max }));
         }
     }
 
@@ -843,8 +833,8 @@ impl AutoHealthWarnings {
                 if update == 0.0 && moving > 0 { layer.frozen_updates + 1 } else { 0 };
             let (small, frozen) = (layer.small_updates, layer.frozen_updates);
             if frozen >= dead_window {
-                let name = layer.name.clone();
-                self.finding(
+                let name = Arc::clone(&layer.name);
+                self.finding(Rule::DeadWeights, Scope::Layer(Some(slot)), |_| {
                     Finding::new(
                         Rule::DeadWeights,
                         Some(&name),
@@ -858,14 +848,12 @@ impl AutoHealthWarnings {
                         "batches" => frozen,
                         "window" => dead_window,
                         "moving_layers" => moving,
-                    }),
-                    Scope::Layer(Some(slot)),
-                );
+                    })
+                });
             } else if small >= stag_window && frozen < small {
                 // A run made only of exact zeros while others moved belongs to dead_weights.
-                let name = layer.name.clone();
-                self.finding(
-                    Finding::new(
+                let name = Arc::clone(&layer.name);
+                self.finding(Rule::WeightStagnation, Scope::Layer(Some(slot)), |_| Finding::new(
                         Rule::WeightStagnation,
                         Some(&name),
                         format!(
@@ -874,9 +862,7 @@ impl AutoHealthWarnings {
                         ),
                     )
                     .value(update, delta)
-                    .data(data! { "update_norm" => update, "batches" => small, "window" => stag_window }),
-                    Scope::Layer(Some(slot)),
-                );
+                    .data(data! { "update_norm" => update, "batches" => small, "window" => stag_window }));
             }
         }
         self.batch.updates = updates;

@@ -52,3 +52,28 @@ fn quiet_batches_do_not_allocate() {
     assert_eq!(e.check_batch(&BatchInput::new(0, 600).loss(f64::NAN)).len(), 1);
     assert!(allocations() > before);
 }
+
+#[test]
+fn repeats_of_a_reported_finding_do_not_allocate() {
+    let names = ["dense_0", "dense_1"];
+    let mut e = engine();
+    let mut check = |e: &mut obs_health::AutoHealthWarnings, b: u64| {
+        // dense_0 keeps exploding and its layer keeps stagnating: reported once, then repeats.
+        let grads = [(names[0], 500.0), (names[1], 0.5)];
+        let ups = [(names[0], 1e-9), (names[1], 1e-3)];
+        let input = BatchInput::new(0, b).loss(0.5).gradient_norms(&grads).update_norms(&ups);
+        e.check_batch(&input).len()
+    };
+    let mut fired = 0;
+    for b in 0..10 {
+        fired += check(&mut e, b);
+    }
+    assert_eq!(fired, 2, "exploding_gradient and weight_stagnation, once each");
+    let before = allocations();
+    for b in 10..40 {
+        assert_eq!(check(&mut e, b), 0);
+    }
+    let used = allocations() - before;
+    assert_eq!(used, 0, "{used} allocations in 30 batches of suppressed repeats");
+    assert_eq!(e.batch_repeats(), 2);
+}
