@@ -1,6 +1,10 @@
 //! `AutoHealthWarnings` costs on the training thread: `check_batch` with a loss and 4 layers
 //! (target: at most 2 µs), the same when a finding repeats and is suppressed, and
 //! `check_epoch`.
+//!
+//! Measured (2-core x86-64, load average 2-6): `check_batch_loss_4_layers` 0.68 µs,
+//! `..._tensor_stats` 0.93 µs, `check_batch_repeating_finding` 0.80 µs (2.49 µs before findings
+//! were built after de-duplication), `check_epoch` 0.13 µs.
 
 use std::hint::black_box;
 
