@@ -57,7 +57,7 @@ fn quiet_batches_do_not_allocate() {
 fn repeats_of_a_reported_finding_do_not_allocate() {
     let names = ["dense_0", "dense_1"];
     let mut e = engine();
-    let mut check = |e: &mut obs_health::AutoHealthWarnings, b: u64| {
+    let check = |e: &mut obs_health::AutoHealthWarnings, b: u64| {
         // dense_0 keeps exploding and its layer keeps stagnating: reported once, then repeats.
         let grads = [(names[0], 500.0), (names[1], 0.5)];
         let ups = [(names[0], 1e-9), (names[1], 1e-3)];
