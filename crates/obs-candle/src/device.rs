@@ -1,6 +1,6 @@
 //! Reductions on the tensor's own device, with one small copy of the results to the host.
 
-use candle_core::{DType, DeviceLocation, Tensor};
+use candle_core::{CpuStorage, DType, DeviceLocation, Storage, Tensor};
 use obs_core::{Activation, TensorStats, stats::DeadUnits};
 
 use crate::error::{Error, Result};
@@ -44,10 +44,94 @@ fn scalars_to_host(scalars: &[Tensor]) -> candle_core::Result<Vec<f64>> {
     Ok(out)
 }
 
-/// The L2 norm of each tensor, reduced on the tensor's own device (`sqr`, `sum_all`), then
-/// brought to the host in one copy per device and dtype; the square root is taken on the
-/// host. `f16`/`bf16` tensors are summed in `f32`. An empty tensor has norm 0; a NaN or
-/// infinite element makes the norm NaN or infinite, which the health rules report.
+/// A contiguous `f32`/`f64` tensor on the CPU device, read in place: `f` gets its elements.
+/// `None` for any other tensor (another device, dtype or layout).
+pub(crate) fn with_cpu_slice<R>(t: &Tensor, f: impl FnOnce(CpuSlice<'_>) -> R) -> Option<R> {
+    if !t.device().is_cpu() || !t.is_contiguous() {
+        return None;
+    }
+    let (storage, layout) = t.storage_and_layout();
+    let (start, end) = layout.contiguous_offsets()?;
+    match &*storage {
+        Storage::Cpu(CpuStorage::F32(v)) => v.get(start..end).map(|d| f(CpuSlice::F32(d))),
+        Storage::Cpu(CpuStorage::F64(v)) => v.get(start..end).map(|d| f(CpuSlice::F64(d))),
+        _ => None,
+    }
+}
+
+/// The elements of a CPU tensor, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum CpuSlice<'a> {
+    F32(&'a [f32]),
+    F64(&'a [f64]),
+}
+
+/// `sum(a²)` in `f64` with eight independent accumulators, so the loop vectorises; `f32`
+/// values widen exactly.
+fn sum_squares<T: Copy + Into<f64>>(a: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let mut chunks = a.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (slot, &x) in acc.iter_mut().zip(chunk) {
+            let x: f64 = x.into();
+            *slot += x * x;
+        }
+    }
+    let tail: f64 = chunks.remainder().iter().map(|&x| x.into() * x.into()).sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// `sum((a - b)²)` in `f64`, as [`sum_squares`]; `a` and `b` have the same length.
+fn sum_squared_differences<T: Copy + Into<f64>>(a: &[T], b: &[T]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (mut ca, mut cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    for (x8, y8) in (&mut ca).zip(&mut cb) {
+        for ((slot, &x), &y) in acc.iter_mut().zip(x8).zip(y8) {
+            let d = x.into() - y.into();
+            *slot += d * d;
+        }
+    }
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| (x.into() - y.into()) * (x.into() - y.into()))
+        .sum();
+    acc.iter().sum::<f64>() + tail
+}
+
+/// The sum of squares of a CPU tensor read in place, without a temporary tensor.
+fn host_sum_squares(t: &Tensor) -> Option<f64> {
+    with_cpu_slice(t, |s| match s {
+        CpuSlice::F32(d) => sum_squares(d),
+        CpuSlice::F64(d) => sum_squares(d),
+    })
+}
+
+/// `sum((after - before)²)` of a CPU tensor against a saved host copy, read in place.
+pub(crate) fn host_diff_squares(after: &Tensor, before: CpuSlice<'_>) -> Option<f64> {
+    with_cpu_slice(after, |a| match (a, before) {
+        (CpuSlice::F32(a), CpuSlice::F32(b)) if a.len() == b.len() => {
+            Some(sum_squared_differences(a, b))
+        }
+        (CpuSlice::F64(a), CpuSlice::F64(b)) if a.len() == b.len() => {
+            Some(sum_squared_differences(a, b))
+        }
+        _ => None,
+    })
+    .flatten()
+}
+
+/// The L2 norm of each tensor, reduced on the tensor's own device, with the square root taken
+/// on the host:
+///
+/// - a contiguous `f32`/`f64` tensor on the CPU device is read in place (its device *is* the
+///   host): one pass summing squares in `f64`, no temporary tensor;
+/// - any other tensor is reduced with candle ops on its device (`sqr`, `sum_all`; `f16`/`bf16`
+///   summed in `f32`), and the sums are brought to the host in one copy per device and dtype.
+///
+/// An empty tensor has norm 0; a NaN or infinite element makes the norm NaN or infinite, which
+/// the health rules report.
 ///
 /// # Errors
 /// A candle error from the reductions or the copy.
@@ -62,19 +146,25 @@ fn scalars_to_host(scalars: &[Tensor]) -> candle_core::Result<Vec<f64>> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn l2_norms(tensors: &[&Tensor]) -> candle_core::Result<Vec<f64>> {
-    let mut sums = Vec::with_capacity(tensors.len());
-    let mut empty = Vec::new();
+    let mut out = vec![0.0; tensors.len()];
+    let mut on_device = Vec::new();
+    let mut sums = Vec::new();
     for (i, t) in tensors.iter().enumerate() {
         if t.elem_count() == 0 {
-            empty.push(i);
             continue;
         }
-        sums.push(widened(t)?.sqr()?.sum_all()?);
+        match host_sum_squares(t) {
+            Some(s) => out[i] = s.sqrt(),
+            None => {
+                on_device.push(i);
+                sums.push(widened(t)?.sqr()?.sum_all()?);
+            }
+        }
     }
-    let mut values = scalars_to_host(&sums)?.into_iter();
-    Ok((0..tensors.len())
-        .map(|i| if empty.contains(&i) { 0.0 } else { values.next().unwrap_or(0.0).sqrt() })
-        .collect())
+    for (i, s) in on_device.into_iter().zip(scalars_to_host(&sums)?) {
+        out[i] = s.sqrt();
+    }
+    Ok(out)
 }
 
 /// The L2 norm of `after - before` for each pair, reduced on the device like [`l2_norms`].
@@ -201,4 +291,30 @@ fn device_stats_checked(t: &Tensor, activation: Activation) -> candle_core::Resu
         activation,
         dead_units,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn host_sums_match_candle_reductions() {
+        let values: Vec<f32> = (0..1003).map(|i| ((i * 37 % 101) as f32 - 50.0) / 7.0).collect();
+        let a = Tensor::from_vec(values.clone(), (17, 59), &Device::Cpu).unwrap();
+        let b = a.affine(0.5, 0.25).unwrap();
+        let candle_sum =
+            |t: &Tensor| f64::from(t.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap());
+        let host = host_sum_squares(&a).unwrap();
+        assert!((host - candle_sum(&a)).abs() <= 1e-5 * host, "{host}");
+        let saved = b.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let diff = host_diff_squares(&a, CpuSlice::F32(&saved)).unwrap();
+        let expected = candle_sum(&(&a - &b).unwrap());
+        assert!((diff - expected).abs() <= 1e-5 * diff, "{diff} vs {expected}");
+        // Not applicable: another dtype, a view with gaps, a mismatched saved buffer.
+        assert!(host_sum_squares(&a.to_dtype(DType::F16).unwrap()).is_none());
+        assert!(host_sum_squares(&a.t().unwrap()).is_none());
+        assert!(host_diff_squares(&a, CpuSlice::F32(&saved[1..])).is_none());
+        assert!(host_diff_squares(&a, CpuSlice::F64(&[0.0])).is_none());
+    }
 }

@@ -378,6 +378,7 @@ impl SessionBuilder {
             step: 0,
             scratch: Scratch::default(),
             tally: Tally::default(),
+            snapshot: Snapshot::default(),
         })
     }
 }
@@ -511,6 +512,7 @@ pub struct Session {
     step: u64,
     scratch: Scratch,
     tally: Tally,
+    snapshot: Snapshot,
 }
 
 fn metrics_data(loss: f64, metrics: &[(&str, f64)]) -> Data {
@@ -723,9 +725,16 @@ impl Session {
         }
         let loss_value = scalar(loss)?;
         let grads = loss.backward()?;
-        let snapshot = if self.update_norms { Some(self.vars.snapshot()?) } else { None };
+        // The session's snapshot buffers are reused from step to step.
+        let mut snapshot = std::mem::take(&mut self.snapshot);
+        if self.update_norms {
+            self.vars.snapshot_into(&mut snapshot)?;
+        }
         optimizer.step(&grads)?;
-        self.record_step(loss_value, &grads, snapshot.as_ref(), metrics)
+        let report =
+            self.record_step(loss_value, &grads, self.update_norms.then_some(&snapshot), metrics);
+        self.snapshot = snapshot;
+        report
     }
 
     /// A snapshot of the tracked variables, for [`Session::record_step`] when the loop runs
@@ -778,7 +787,8 @@ impl Session {
             self.note_anomalies();
         }
         let mut weights: Vec<(Arc<str>, TensorStats)> = Vec::new();
-        for (i, (name, var)) in names.iter().zip(self.vars.vars().to_vec()).enumerate() {
+        for (i, name) in names.iter().enumerate() {
+            let Some(var) = self.vars.vars().get(i).cloned() else { continue };
             let t = var.as_tensor();
             if t.elem_count() == 0 || !t.is_contiguous() || !self.host_now(t.device()) {
                 continue;

@@ -6,7 +6,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use candle_nn::VarMap;
 
-use crate::device::{difference_norms, l2_norms};
+use crate::device::{CpuSlice, difference_norms, host_diff_squares, l2_norms, with_cpu_slice};
 
 /// The trainable variables of a model, by name, in a fixed order (sorted by name).
 ///
@@ -19,13 +19,68 @@ pub struct TrackedVars {
     vars: Vec<Var>,
 }
 
-/// The values of the tracked variables before an optimiser step: one device copy of each.
+/// The values of the tracked variables before an optimiser step: one copy of each.
 ///
 /// candle's `Var::set` overwrites a variable's storage in place, so a clone of the tensor
-/// would see the new values; the snapshot is a real copy, made on the variable's own device.
-#[derive(Debug)]
+/// would see the new values; the snapshot is a real copy, made where the variable lives: a
+/// variable on the CPU device is copied into a host buffer that
+/// [`TrackedVars::snapshot_into`] reuses from step to step (no allocation once warm), any other
+/// one is copied on its device.
+#[derive(Debug, Default)]
 pub struct Snapshot {
-    before: Vec<Tensor>,
+    saved: Vec<Saved>,
+}
+
+#[derive(Debug)]
+enum Saved {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    Device(Tensor),
+}
+
+impl Saved {
+    fn host(&self) -> Option<CpuSlice<'_>> {
+        match self {
+            Saved::F32(v) => Some(CpuSlice::F32(v)),
+            Saved::F64(v) => Some(CpuSlice::F64(v)),
+            Saved::Device(_) => None,
+        }
+    }
+}
+
+impl Snapshot {
+    /// How many variables it holds.
+    pub fn len(&self) -> usize {
+        self.saved.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.saved.is_empty()
+    }
+}
+
+/// Copies `var` into `slot`, reusing the slot's buffer when it is a host buffer of the type.
+fn save(var: &Var, slot: Option<Saved>) -> candle_core::Result<Saved> {
+    let t = var.as_tensor();
+    let copied = with_cpu_slice(t, |s| match (s, slot) {
+        (CpuSlice::F32(d), Some(Saved::F32(mut v))) => {
+            v.clear();
+            v.extend_from_slice(d);
+            Saved::F32(v)
+        }
+        (CpuSlice::F64(d), Some(Saved::F64(mut v))) => {
+            v.clear();
+            v.extend_from_slice(d);
+            Saved::F64(v)
+        }
+        (CpuSlice::F32(d), _) => Saved::F32(d.to_vec()),
+        (CpuSlice::F64(d), _) => Saved::F64(d.to_vec()),
+    });
+    match copied {
+        Some(s) => Ok(s),
+        None => Ok(Saved::Device(t.copy()?)),
+    }
 }
 
 impl TrackedVars {
@@ -88,29 +143,64 @@ impl TrackedVars {
         Ok(self.vars.iter().map(|v| grads.get(v.as_tensor()).and_then(|_| norms.next())).collect())
     }
 
-    /// Copies every variable on its device, to measure the update of the next optimiser step.
+    /// Copies every variable (see [`Snapshot`]), to measure the update of the next optimiser
+    /// step.
     ///
     /// # Errors
     /// A candle error (out of device memory, say).
     pub fn snapshot(&self) -> candle_core::Result<Snapshot> {
-        let before = self.vars.iter().map(|v| v.as_tensor().copy()).collect::<Result<_, _>>()?;
-        Ok(Snapshot { before })
+        let mut snapshot = Snapshot::default();
+        self.snapshot_into(&mut snapshot)?;
+        Ok(snapshot)
     }
 
-    /// The L2 norm of each variable's change since `snapshot`, reduced on the device.
+    /// [`TrackedVars::snapshot`] into an existing snapshot, reusing its host buffers.
     ///
     /// # Errors
-    /// A candle error; a snapshot of other variables (a different count) is a candle error too.
+    /// A candle error (out of device memory, say).
+    pub fn snapshot_into(&self, snapshot: &mut Snapshot) -> candle_core::Result<()> {
+        let mut old = std::mem::take(&mut snapshot.saved).into_iter();
+        snapshot.saved =
+            self.vars.iter().map(|v| save(v, old.next())).collect::<candle_core::Result<_>>()?;
+        Ok(())
+    }
+
+    /// The L2 norm of each variable's change since `snapshot`: for a CPU variable one fused
+    /// pass over its storage and the saved buffer, for any other one `after - before` reduced
+    /// on its device (the scalars brought back in one copy).
+    ///
+    /// # Errors
+    /// A candle error; a snapshot of other variables (a different count or shape) is a candle
+    /// error too.
     pub fn update_norms(&self, snapshot: &Snapshot) -> candle_core::Result<Vec<f64>> {
-        if snapshot.before.len() != self.vars.len() {
+        if snapshot.saved.len() != self.vars.len() {
             candle_core::bail!(
                 "snapshot of {} variables used with {} tracked variables",
-                snapshot.before.len(),
+                snapshot.saved.len(),
                 self.vars.len()
             );
         }
-        let pairs: Vec<(&Tensor, &Tensor)> =
-            self.vars.iter().map(|v| v.as_tensor()).zip(&snapshot.before).collect();
-        difference_norms(&pairs)
+        let mut out = vec![0.0; self.vars.len()];
+        let mut device = Vec::new();
+        let mut pairs = Vec::new();
+        for (i, (var, saved)) in self.vars.iter().zip(&snapshot.saved).enumerate() {
+            let after = var.as_tensor();
+            if let Some(sum) = saved.host().and_then(|before| host_diff_squares(after, before)) {
+                out[i] = sum.sqrt();
+                continue;
+            }
+            let before = match saved {
+                Saved::Device(t) => t.clone(),
+                Saved::F32(v) => Tensor::from_slice(v, after.dims(), &candle_core::Device::Cpu)?,
+                Saved::F64(v) => Tensor::from_slice(v, after.dims(), &candle_core::Device::Cpu)?,
+            };
+            device.push(i);
+            pairs.push((after.clone(), before.to_device(after.device())?));
+        }
+        let refs: Vec<(&Tensor, &Tensor)> = pairs.iter().map(|(a, b)| (a, b)).collect();
+        for (i, norm) in device.into_iter().zip(difference_norms(&refs)?) {
+            out[i] = norm;
+        }
+        Ok(out)
     }
 }
