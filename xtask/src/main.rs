@@ -178,6 +178,7 @@ const BENCHES: &[(&str, &[&str])] = &[
     ("obs-dashboard", &["dashboard"]),
     ("obs-fingerprint", &["fingerprint"]),
     ("obs-bridges", &["bridges"]),
+    ("obs-candle", &["candle"]),
 ];
 
 fn bench(krate: Option<&str>) -> Result<()> {
