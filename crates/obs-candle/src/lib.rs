@@ -18,3 +18,9 @@ pub use session::{
 };
 pub use tap::{LayerTap, Observed};
 pub use vars::{Snapshot, TrackedVars};
+
+/// The candle section of `docs/integrations.md`, compiled and run as doctests so the guide
+/// cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/integrations.md")]
+mod integrations {}
