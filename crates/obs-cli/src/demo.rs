@@ -20,6 +20,10 @@ use crate::output::{bytes, num, say};
 use crate::pipeline::Pipeline;
 use crate::progress;
 
+#[cfg(feature = "candle")]
+#[path = "candle_demo.rs"]
+mod candle_demo;
+
 /// The W&B project the demo's offline run belongs to.
 const WANDB_PROJECT: &str = "observatory-demo";
 
@@ -62,6 +66,16 @@ impl ScenarioArg {
     }
 }
 
+/// Which framework trains the demo network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FrameworkArg {
+    /// obs-testkit's own MLP (every scenario).
+    Testkit,
+    /// A candle-nn MLP on Fisher's Iris data, observed through obs-candle (scenarios healthy,
+    /// dying-relu and nan; needs `obs` built with `--features candle`).
+    Candle,
+}
+
 /// Arguments of `obs demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -77,6 +91,9 @@ pub(crate) struct DemoArgs {
     /// Seed of the data, the initial weights and the shuffling (default 42).
     #[arg(long)]
     seed: Option<u64>,
+    /// The framework that trains the network.
+    #[arg(long, value_enum, default_value_t = FrameworkArg::Testkit)]
+    framework: FrameworkArg,
 }
 
 /// An `f32` setting as the `f64` a person would write (`0.2`, not `0.20000000298023224`).
@@ -268,6 +285,15 @@ fn print_tiers(summary: &StorageSummary) {
 
 /// Runs the demo.
 pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
+    if args.framework == FrameworkArg::Candle {
+        #[cfg(feature = "candle")]
+        return candle_demo::run(args);
+        #[cfg(not(feature = "candle"))]
+        return Err(CliError::new(
+            "this `obs` was built without candle support: build it with `cargo run -p obs-cli \
+             --features candle -- demo --framework candle`",
+        ));
+    }
     let scenario = args.scenario.scenario();
     let mut config = RunConfig::for_scenario(scenario);
     if let Some(epochs) = args.epochs {
