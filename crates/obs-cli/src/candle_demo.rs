@@ -15,7 +15,7 @@ use observatory::health::HealthWarning;
 
 use super::{DemoArgs, ScenarioArg, file_size, print_tiers};
 use crate::error::{CliError, Context};
-use crate::output::{at, bytes, num, say, tag};
+use crate::output::{bytes, num, say, say_anomaly, say_warning};
 
 const IRIS: &str = include_str!("../../../examples/data/iris.csv");
 const SPECIES: [&str; 3] = ["setosa", "versicolor", "virginica"];
@@ -95,28 +95,10 @@ fn accuracy(logits: &Tensor, y: &Tensor) -> candle_core::Result<f64> {
 }
 
 fn print_findings(warnings: &[HealthWarning], step: Option<&StepReport>) -> u64 {
-    let mut n = 0;
-    for w in warnings {
-        n += 1;
-        say!(
-            "{} health  {:<9} {}: {}",
-            tag(w.severity),
-            at(w.epoch, w.batch),
-            w.rule_name,
-            w.message
-        );
-    }
-    for a in step.map(|s| s.anomalies.as_slice()).unwrap_or_default() {
-        n += 1;
-        say!(
-            "{} anomaly {:<9} {}: {}",
-            tag(a.severity),
-            at(a.epoch, a.batch),
-            a.trigger,
-            a.message
-        );
-    }
-    n
+    let anomalies = step.map(|s| s.anomalies.as_slice()).unwrap_or_default();
+    warnings.iter().for_each(say_warning);
+    anomalies.iter().for_each(say_anomaly);
+    (warnings.len() + anomalies.len()) as u64
 }
 
 fn candle(what: &str) -> impl FnOnce() -> String + '_ {
@@ -289,25 +271,7 @@ pub(super) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     if let Some(storage) = &report.storage {
         print_tiers(storage);
     }
-    let rules: Vec<String> =
-        report.health.by_rule.iter().map(|(rule, n)| format!("{} {n}", rule.as_str())).collect();
-    say!(
-        "Health warnings: {}{}; {} repeats suppressed",
-        report.health.total_warnings,
-        if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) },
-        report.health.suppressed
-    );
-    let a = &report.anomalies;
-    let triggers: Vec<String> =
-        a.by_type.iter().map(|(t, n)| format!("{} {n}", t.as_str())).collect();
-    say!(
-        "Anomalies: {} found{}, {} emitted; {} of {} batches recorded at EXPERT detail",
-        a.total,
-        if triggers.is_empty() { String::new() } else { format!(" ({})", triggers.join(", ")) },
-        a.emitted,
-        a.escalated_batches,
-        a.batches
-    );
+    super::print_findings(&report.health, &report.anomalies);
     say!(
         "Findings printed above: {found}; steps reduced on the host: {} of {}",
         report.host_steps,

@@ -6,12 +6,12 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use obs_testkit::{Dataset, Optimizer, RunConfig, Scenario};
-use observatory::adaptive::{AdaptiveLogger, AnomalyConfig};
+use observatory::adaptive::{AdaptiveLogger, AnomalyConfig, AnomalySummary};
 use observatory::bridges::{TensorBoardBridge, WandbBridge};
 use observatory::core::{Data, LogLevel, Tier, TrainingLogger, Value, data};
 use observatory::dashboard::{DashboardConfig, DashboardExporter};
 use observatory::fingerprint::{Dataset as DatasetInput, TrainingFingerprint};
-use observatory::health::{AutoHealthWarnings, WarningConfig};
+use observatory::health::{AutoHealthWarnings, HealthSummary, WarningConfig};
 use observatory::storage::{OpenMode, StorageConfig, StorageSummary, TieredStorage};
 use observatory::summary::EpochSummarizer;
 
@@ -283,6 +283,28 @@ fn print_tiers(summary: &StorageSummary) {
     say!("  {:<11} {:>8} events {:>11}", "total", summary.total_events, bytes(total_bytes));
 }
 
+/// The run's warnings by rule and anomalies by trigger.
+fn print_findings(health: &HealthSummary, anomalies: &AnomalySummary) {
+    let rules: Vec<String> =
+        health.by_rule.iter().map(|(rule, n)| format!("{} {n}", rule.as_str())).collect();
+    say!(
+        "Health warnings: {}{}; {} repeats suppressed",
+        health.total_warnings,
+        if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) },
+        health.suppressed
+    );
+    let triggers: Vec<String> =
+        anomalies.by_type.iter().map(|(t, n)| format!("{} {n}", t.as_str())).collect();
+    say!(
+        "Anomalies: {} found{}, {} emitted; {} of {} batches recorded at EXPERT detail",
+        anomalies.total,
+        if triggers.is_empty() { String::new() } else { format!(" ({})", triggers.join(", ")) },
+        anomalies.emitted,
+        anomalies.escalated_batches,
+        anomalies.batches
+    );
+}
+
 /// Runs the demo.
 pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     if args.framework == FrameworkArg::Candle {
@@ -355,24 +377,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     );
     say!();
     print_tiers(&storage_summary);
-    let rules: Vec<String> =
-        health.by_rule.iter().map(|(rule, n)| format!("{} {n}", rule.as_str())).collect();
-    say!(
-        "Health warnings: {}{}; {} repeats suppressed",
-        health.total_warnings,
-        if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) },
-        health.suppressed
-    );
-    let triggers: Vec<String> =
-        anomalies.by_type.iter().map(|(t, n)| format!("{} {n}", t.as_str())).collect();
-    say!(
-        "Anomalies: {} found{}, {} emitted; {} of {} batches recorded at EXPERT detail",
-        anomalies.total,
-        if triggers.is_empty() { String::new() } else { format!(" ({})", triggers.join(", ")) },
-        anomalies.emitted,
-        anomalies.escalated_batches,
-        anomalies.batches
-    );
+    print_findings(&health, &anomalies);
     say!(
         "Calm batches: {} recorded as one batch_end line each (loss, accuracy, gradient norms)",
         tally.calm_batches

@@ -13,7 +13,7 @@ use observatory::core::{
 use observatory::health::{AutoHealthWarnings, BatchInput, HealthWarning};
 use observatory::summary::EpochSummarizer;
 
-use crate::output::{at, num, say, tag};
+use crate::output::{num, say, say_anomaly, say_warning};
 
 /// What the run found, counted as it was printed.
 #[derive(Clone, Copy, Debug, Default)]
@@ -113,26 +113,14 @@ impl Pipeline {
     fn anomalies(&mut self) {
         for a in self.adaptive.latest_anomalies().iter().filter(|a| a.emitted) {
             self.tally.anomalies += 1;
-            say!(
-                "{} anomaly {:<9} {}: {}",
-                tag(a.severity),
-                at(a.epoch, a.batch),
-                a.trigger,
-                a.message
-            );
+            say_anomaly(a);
         }
     }
 
     fn warnings(&mut self, found: &[HealthWarning]) {
         for w in found {
             self.tally.warnings += 1;
-            say!(
-                "{} health  {:<9} {}: {}",
-                tag(w.severity),
-                at(w.epoch, w.batch),
-                w.rule_name,
-                w.message
-            );
+            say_warning(w);
         }
     }
 
