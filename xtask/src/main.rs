@@ -72,20 +72,79 @@ fn run_in(
     Ok(())
 }
 
+/// Features that need a GPU toolkit this machine (and CI) does not have: obs-candle's `cuda` and
+/// `metal` pass through to candle, whose build runs nvcc or needs Apple's Metal SDK.
+/// `--all-features` would turn them on, so the gates pass [`features_without_gpu`] instead.
+const GPU_FEATURES: &[(&str, &str)] = &[("obs-candle", "cuda"), ("obs-candle", "metal")];
+
+/// The `[package]` name and the `[features]` keys (but `default`) of a manifest.
+fn manifest_features(manifest: &str) -> (Option<String>, Vec<String>) {
+    let (mut section, mut name, mut features) = ("", None, Vec::new());
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            section = line;
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let key = key.trim();
+        match section {
+            "[package]" if key == "name" => name = Some(value.trim().trim_matches('"').to_owned()),
+            "[features]" if key != "default" && !key.starts_with('#') => {
+                features.push(key.to_owned())
+            }
+            _ => {}
+        }
+    }
+    (name, features)
+}
+
+/// `member/feature` for every feature of every workspace member except [`GPU_FEATURES`]: what
+/// `--all-features` turns on, minus what needs a GPU toolkit (default features stay on). One
+/// `--features` list for the whole workspace keeps one feature resolution, so every crate is
+/// built once; running the GPU crate separately would resolve its dependencies' features
+/// differently and rebuild candle (about two minutes here).
+fn features_without_gpu() -> Result<String> {
+    let root = project_root();
+    let mut dirs: Vec<PathBuf> =
+        std::fs::read_dir(root.join("crates"))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    dirs.extend(["examples", "benches", "xtask"].map(|d| root.join(d)));
+    dirs.sort();
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else { continue };
+        let (Some(name), features) = manifest_features(&manifest) else { continue };
+        for feature in features {
+            if !GPU_FEATURES.contains(&(name.as_str(), feature.as_str())) {
+                out.push(format!("{name}/{feature}"));
+            }
+        }
+    }
+    Ok(out.join(","))
+}
+
+/// Runs `cargo <command> --workspace --features <every feature but the GPU ones> <args>`.
+fn cargo_all_features(
+    what: &str,
+    command: &[&str],
+    args: &[&str],
+    envs: &[(String, String)],
+) -> Result<()> {
+    let features = features_without_gpu()?;
+    let mut all: Vec<&str> = command.to_vec();
+    all.extend(["--workspace", "--features", &features]);
+    all.extend(args);
+    run(what, "cargo", &all, envs)
+}
+
 pub(crate) fn ci() -> Result<()> {
     run("format", "cargo", &["fmt", "--all", "--check"], &[])?;
-    run(
-        "clippy",
-        "cargo",
-        &["clippy", "--workspace", "--all-targets", "--all-features", "--", "-D", "warnings"],
-        &[],
-    )?;
+    cargo_all_features("clippy", &["clippy", "--all-targets"], &["--", "-D", "warnings"], &[])?;
     test()?;
     detect()?;
-    run(
+    cargo_all_features(
         "docs",
-        "cargo",
-        &["doc", "--workspace", "--no-deps", "--all-features"],
+        &["doc", "--no-deps"],
+        &[],
         &[("RUSTDOCFLAGS".to_owned(), "-D warnings".to_owned())],
     )?;
     eprintln!("==> all gates passed");
@@ -98,7 +157,7 @@ fn test() -> Result<()> {
     let mut env = Vec::new();
     python::provision(&mut env)?;
     browser::provision(&mut env)?;
-    run("tests", "cargo", &["test", "--workspace", "--all-features"], &env)?;
+    cargo_all_features("tests", &["test"], &[], &env)?;
     examples()
 }
 
@@ -163,6 +222,7 @@ const BENCHES: &[(&str, &[&str])] = &[
     ("obs-dashboard", &["dashboard"]),
     ("obs-fingerprint", &["fingerprint"]),
     ("obs-bridges", &["bridges"]),
+    ("obs-candle", &["candle"]),
 ];
 
 fn bench(krate: Option<&str>) -> Result<()> {
@@ -181,4 +241,30 @@ fn bench(krate: Option<&str>) -> Result<()> {
         run(&format!("bench {b}"), "cargo", &["bench", "-p", "obs-benches", "--bench", b], &[])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gpu_features_are_left_out_and_the_others_kept() {
+        let features = features_without_gpu().expect("manifests read");
+        let features: Vec<&str> = features.split(',').collect();
+        assert!(features.contains(&"obs-bridges/tensorboard"), "{features:?}");
+        assert!(features.contains(&"observatory/candle"), "{features:?}");
+        assert!(!features.iter().any(|f| f.ends_with("/default")), "{features:?}");
+        for (package, feature) in GPU_FEATURES {
+            assert!(!features.contains(&format!("{package}/{feature}").as_str()), "{features:?}");
+        }
+    }
+
+    #[test]
+    fn manifest_features_reads_package_and_feature_keys() {
+        let manifest = "[package]\nname = \"a\"\n\n[features]\ndefault = [\"x\"]\n# note\nx = []\ny = [\"dep:z\"]\n\n[dependencies]\nname = \"no\"\n";
+        assert_eq!(
+            manifest_features(manifest),
+            (Some("a".to_owned()), vec!["x".to_owned(), "y".to_owned()])
+        );
+    }
 }

@@ -17,6 +17,7 @@ const PUBLISH_ORDER: &[&str] = &[
     "obs-dashboard",
     "obs-fingerprint",
     "obs-bridges",
+    "obs-candle",
     "observatory",
 ];
 

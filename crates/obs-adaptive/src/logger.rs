@@ -432,23 +432,56 @@ impl AdaptiveLogger {
         if !self.batch_hooks {
             self.implicit_step(layer_name);
         }
-        self.begin(None);
         let stats = tensor_stats(output, activation);
+        self.forward_stats(layer_index, layer_name, output.shape(), &stats);
+        Ok(stats)
+    }
+
+    /// A layer's output, as statistics computed elsewhere (on a GPU, say, where the tensor
+    /// never reaches the host). Judged and recorded exactly like
+    /// [`AdaptiveLogger::on_layer_forward`]'s kernel statistics; `shape` is the output's shape
+    /// (recorded in the event). Statistics of an empty tensor (`count == 0`) are ignored.
+    pub fn on_layer_stats(
+        &mut self,
+        layer_index: usize,
+        layer_name: &str,
+        shape: &[usize],
+        stats: &TensorStats,
+    ) {
+        if stats.count == 0 {
+            return;
+        }
+        self.latest.clear();
+        if !self.batch_hooks {
+            self.implicit_step(layer_name);
+        }
+        self.forward_stats(layer_index, layer_name, shape.to_vec(), stats);
+    }
+
+    fn forward_stats(&mut self, index: usize, name: &str, shape: Vec<usize>, stats: &TensorStats) {
+        self.begin(None);
         self.hook = EventType::LayerForward;
-        self.hook_index = Some(layer_index);
-        self.engine.observe_activation(layer_name, ActivationStats::from(&stats));
+        self.hook_index = Some(index);
+        self.engine.observe_activation(name, ActivationStats::from(stats));
         let found = self.engine.take_warnings();
         self.handle(found);
-        self.record_layer(
-            EventType::LayerForward,
-            layer_index,
-            layer_name,
-            output.shape(),
-            &stats,
-            None,
-        );
+        self.record_layer(EventType::LayerForward, index, name, shape, stats, None);
         self.emit_latest();
-        Ok(stats)
+    }
+
+    /// The norm of a layer's weight update, when the loop has only the scalar (the weights
+    /// stay on their device). Judged by the update rules (`weight_stagnation`,
+    /// `dead_weights`, `nan_inf_tensor`) like the update norm of
+    /// [`AdaptiveLogger::on_weight_updated`]; nothing is recorded for it.
+    pub fn on_update_norm(&mut self, layer_index: usize, layer_name: &str, update_norm: f64) {
+        self.latest.clear();
+        self.begin(None);
+        self.hook = EventType::WeightUpdated;
+        self.hook_index = Some(layer_index);
+        self.engine.observe_update(layer_name, update_norm);
+        let found = self.engine.take_warnings();
+        self.handle(found);
+        self.emit_latest();
     }
 
     /// A layer's gradient. Its L2 norm (from the kernel) and NaN/Inf count go to the gradient

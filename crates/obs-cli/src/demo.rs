@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use obs_testkit::{Dataset, Optimizer, RunConfig, Scenario};
-use observatory::adaptive::{AdaptiveLogger, AnomalyConfig};
+use observatory::adaptive::{AdaptiveLogger, AnomalyConfig, AnomalySummary};
 use observatory::bridges::{TensorBoardBridge, WandbBridge};
 use observatory::core::{Data, LogLevel, Tier, TrainingLogger, Value, data};
 use observatory::dashboard::{DashboardConfig, DashboardExporter};
 use observatory::fingerprint::{Dataset as DatasetInput, TrainingFingerprint};
+use observatory::health::HealthSummary;
 use observatory::storage::{OpenMode, StorageConfig, StorageSummary, TieredStorage};
 use observatory::summary::EpochSummarizer;
 
@@ -18,6 +19,10 @@ use crate::error::{CliError, Context};
 use crate::output::{bytes, num, say};
 use crate::pipeline::Pipeline;
 use crate::progress;
+
+#[cfg(feature = "candle")]
+#[path = "candle_demo.rs"]
+mod candle_demo;
 
 /// The W&B project the demo's offline run belongs to.
 const WANDB_PROJECT: &str = "observatory-demo";
@@ -61,6 +66,16 @@ impl ScenarioArg {
     }
 }
 
+/// Which framework trains the demo network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FrameworkArg {
+    /// obs-testkit's own MLP (every scenario).
+    Testkit,
+    /// A candle-nn MLP on Fisher's Iris data, observed through obs-candle (scenarios healthy,
+    /// dying-relu and nan; needs `obs` built with `--features candle`).
+    Candle,
+}
+
 /// Arguments of `obs demo`.
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
@@ -76,6 +91,9 @@ pub(crate) struct DemoArgs {
     /// Seed of the data, the initial weights and the shuffling (default 42).
     #[arg(long)]
     seed: Option<u64>,
+    /// The framework that trains the network.
+    #[arg(long, value_enum, default_value_t = FrameworkArg::Testkit)]
+    framework: FrameworkArg,
 }
 
 /// An `f32` setting as the `f64` a person would write (`0.2`, not `0.20000000298023224`).
@@ -266,8 +284,37 @@ fn print_tiers(summary: &StorageSummary) {
     say!("  {:<11} {:>8} events {:>11}", "total", summary.total_events, bytes(total_bytes));
 }
 
+/// The run's warnings by rule and anomalies by trigger.
+fn print_findings(health: &HealthSummary, anomalies: &AnomalySummary) {
+    let rules: Vec<String> =
+        health.by_rule.iter().map(|(rule, n)| format!("{} {n}", rule.as_str())).collect();
+    say!(
+        "Health warnings: {}{}; {} repeats suppressed",
+        health.total_warnings,
+        if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) },
+        health.suppressed
+    );
+    say!(
+        "Adaptive logging: {} of {} batches recorded at EXPERT detail ({} escalations, {} sampled \
+         batches of chronic findings)",
+        anomalies.escalated_batches,
+        anomalies.batches,
+        anomalies.escalations,
+        anomalies.sampled_batches
+    );
+}
+
 /// Runs the demo.
 pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
+    if args.framework == FrameworkArg::Candle {
+        #[cfg(feature = "candle")]
+        return candle_demo::run(args);
+        #[cfg(not(feature = "candle"))]
+        return Err(CliError::new(
+            "this `obs` was built without candle support: build it with `cargo run -p obs-cli \
+             --features candle -- demo --framework candle`",
+        ));
+    }
     let scenario = args.scenario.scenario();
     let mut config = RunConfig::for_scenario(scenario);
     if let Some(epochs) = args.epochs {
@@ -325,22 +372,7 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     );
     say!();
     print_tiers(&storage_summary);
-    let rules: Vec<String> =
-        health.by_rule.iter().map(|(rule, n)| format!("{} {n}", rule.as_str())).collect();
-    say!(
-        "Health warnings: {}{}; {} repeats suppressed",
-        health.total_warnings,
-        if rules.is_empty() { String::new() } else { format!(" ({})", rules.join(", ")) },
-        health.suppressed
-    );
-    say!(
-        "Adaptive logging: {} of {} batches recorded at EXPERT detail ({} escalations, {} sampled \
-         batches of chronic findings)",
-        anomalies.escalated_batches,
-        anomalies.batches,
-        anomalies.escalations,
-        anomalies.sampled_batches
-    );
+    print_findings(&health, &anomalies);
     say!(
         "Calm batches: {} recorded as one batch_end line each (loss, accuracy, gradient norms)",
         tally.calm_batches

@@ -7,6 +7,7 @@ use std::fmt::{self, Write as _};
 use std::io::{self, Write};
 
 use observatory::core::{Event, Severity, Value};
+use observatory::health::HealthWarning;
 
 /// Writes one line to stdout, ignoring errors (a closed pipe).
 pub(crate) fn line(args: fmt::Arguments<'_>) {
@@ -31,6 +32,11 @@ pub(crate) fn tag(severity: Severity) -> &'static str {
         Severity::Danger => "[DANGER]  ",
         Severity::Critical => "[CRITICAL]",
     }
+}
+
+/// Prints a health warning as it happens: `[WARNING]  health  e0 b3     dead_relu: ...`.
+pub(crate) fn say_warning(w: &HealthWarning) {
+    say!("{} health  {:<9} {}: {}", tag(w.severity), at(w.epoch, w.batch), w.rule_name, w.message);
 }
 
 /// `e3 b12`, `e3` or `-`: where in the run something happened (0-based, as in the logs).

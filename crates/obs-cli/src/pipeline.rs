@@ -10,7 +10,7 @@ use observatory::adaptive::AdaptiveLogger;
 use observatory::core::{Data, Event, EventType, LogLevel, TensorView, TrainingLogger, data};
 use observatory::summary::EpochSummarizer;
 
-use crate::output::{at, num, say, tag};
+use crate::output::{num, say, say_warning};
 
 /// What the run found, counted as it was printed.
 #[derive(Clone, Copy, Debug, Default)]
@@ -74,13 +74,7 @@ impl Pipeline {
     fn findings(&mut self) {
         for a in self.adaptive.latest_anomalies() {
             self.tally.findings += 1;
-            say!(
-                "{} health  {:<9} {}: {}",
-                tag(a.severity),
-                at(a.epoch, a.batch),
-                a.rule,
-                a.message
-            );
+            say_warning(&a.warning);
         }
     }
 

@@ -36,6 +36,11 @@ pub use obs_fingerprint as fingerprint;
 #[cfg(any(feature = "tensorboard", feature = "wandb"))]
 pub use obs_bridges as bridges;
 
+/// The candle integration: `Session`, `Observed`, on-device norms (the `obs-candle` crate;
+/// feature `candle`, off by default).
+#[cfg(feature = "candle")]
+pub use obs_candle as candle;
+
 pub use obs_core::data;
 
 /// The types a training loop needs, for `use observatory::prelude::*;`.

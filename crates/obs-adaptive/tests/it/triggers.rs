@@ -306,3 +306,38 @@ fn switched_off_rules_stay_quiet() {
     logger.on_batch_end(0, data! {});
     assert_eq!(logger.get_anomaly_summary().total, 0);
 }
+
+#[test]
+fn statistics_and_update_norms_computed_elsewhere_are_judged_the_same() {
+    // Statistics made on a device: the same finding as the tensor itself gives.
+    let dead = [0.0f32; 32];
+    let stats =
+        obs_core::tensor_stats(TensorView::new(&dead[..], &[8, 4]).unwrap(), Activation::Relu);
+    let (mut logger, counting) = adaptive(None);
+    logger.on_epoch_start(0);
+    logger.on_batch_start(0);
+    logger.on_layer_stats(0, "dense_0", &[8, 4], &stats);
+    assert_eq!(triggers(&logger), [Trigger::DeadNeurons]);
+    logger.on_batch_end(0, data! {});
+    logger.flush().unwrap();
+    // The escalated batch records the layer's statistics with the shape it was given.
+    let forward = counting
+        .tally()
+        .expert
+        .iter()
+        .any(|(_, _, t, l)| *t == EventType::LayerForward && l == "dense_0");
+    assert!(forward);
+    // Empty statistics change nothing.
+    let empty = obs_core::tensor_stats(TensorView::flat(&[] as &[f32]), Activation::Relu);
+    logger.on_layer_stats(0, "x", &[0], &empty);
+    assert!(triggers(&logger).is_empty());
+
+    // Update norms alone: weight stagnation after five tiny updates.
+    let (mut logger, _) = adaptive(None);
+    for b in 0..5 {
+        logger.on_batch_start(b);
+        logger.on_update_norm(0, "w", 1e-9);
+        logger.on_batch_end(b, data! {});
+    }
+    assert_eq!(logger.get_anomaly_summary().count(Trigger::WeightStagnation), 1);
+}

@@ -1,6 +1,7 @@
 //! Integration tests of the `obs` binary: each runs the real executable in a temporary
 //! directory (so the fingerprint records no git state of this repository unless asked).
 
+mod candle;
 mod demo;
 mod errors;
 mod fingerprint;
