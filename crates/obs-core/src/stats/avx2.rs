@@ -19,7 +19,7 @@ use std::arch::x86_64::{
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use super::driver::{
-    BlockKernel, LANES, Lanes, Mask, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
+    BlockKernel, LANES, Lanes, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
 };
 
 /// Proof that the CPU supports AVX2: only [`Avx2::get`] creates one.
@@ -95,32 +95,6 @@ const PREFETCH_BYTES: usize = 4096;
 fn prefetch<T>(c: &T) {
     // A prefetch is only a hint and never faults, so any address will do.
     _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(c).cast::<i8>().wrapping_add(PREFETCH_BYTES));
-}
-
-/// ORs the bit patterns of eight `f32` lanes into `words`.
-#[inline]
-#[target_feature(enable = "avx2")]
-#[allow(unsafe_code)]
-fn or_into_ps(words: &mut [u32; 8], x: __m256) {
-    let p = words.as_mut_ptr().cast::<f32>();
-    // SAFETY: `words` is an exclusive reference to 8 u32 (32 readable and writable bytes, any
-    // bit pattern is a valid u32); `loadu`/`storeu` accept any alignment.
-    unsafe { _mm256_storeu_ps(p, _mm256_or_ps(_mm256_loadu_ps(p), x)) }
-}
-
-/// ORs the bit patterns of two registers of `f64` lanes into `words`.
-#[inline]
-#[target_feature(enable = "avx2")]
-#[allow(unsafe_code)]
-fn or_into_pd(words: &mut [u64; 8], lo: __m256d, hi: __m256d) {
-    let p = words.as_mut_ptr().cast::<f64>();
-    // SAFETY: `words` is an exclusive reference to 8 u64 (64 readable and writable bytes, any
-    // bit pattern is a valid u64); `p + 4` stays inside it; `loadu`/`storeu` accept any
-    // alignment.
-    unsafe {
-        _mm256_storeu_pd(p, _mm256_or_pd(_mm256_loadu_pd(p), lo));
-        _mm256_storeu_pd(p.add(4), _mm256_or_pd(_mm256_loadu_pd(p.add(4)), hi));
-    }
 }
 
 /// The sum of the eight 32-bit or four 64-bit lane counters of `v`.
@@ -203,11 +177,11 @@ impl Sums {
         Sums { s1: _mm256_setzero_pd(), s2: _mm256_setzero_pd() }
     }
 
-    /// `d = x - k`, `s1 += d`, `s2 += d * d`.
+    /// `d = x - k` (with `H`) or `d = x`, then `s1 += d`, `s2 += d * d`.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn add(&mut self, x: __m256d, k: __m256d) {
-        let d = _mm256_sub_pd(x, k);
+    fn add<const H: bool>(&mut self, x: __m256d, k: __m256d) {
+        let d = if H { _mm256_sub_pd(x, k) } else { x };
         self.s1 = _mm256_add_pd(self.s1, d);
         self.s2 = _mm256_add_pd(self.s2, _mm256_mul_pd(d, d));
     }
@@ -215,8 +189,8 @@ impl Sums {
     /// As [`Sums::add`], with `+0.0` in place of `d` where `fin` is false.
     #[inline]
     #[target_feature(enable = "avx2")]
-    fn add_masked(&mut self, x: __m256d, k: __m256d, fin: __m256d) {
-        let d = _mm256_and_pd(_mm256_sub_pd(x, k), fin);
+    fn add_masked<const H: bool>(&mut self, x: __m256d, k: __m256d, fin: __m256d) {
+        let d = _mm256_and_pd(if H { _mm256_sub_pd(x, k) } else { x }, fin);
         self.s1 = _mm256_add_pd(self.s1, d);
         self.s2 = _mm256_add_pd(self.s2, _mm256_mul_pd(d, d));
     }
@@ -231,12 +205,7 @@ impl Sums {
 }
 
 #[target_feature(enable = "avx2")]
-fn f32_fast<const S: u8, const D: bool>(
-    body: &[[f32; 8]],
-    k: f64,
-    out: &mut Lanes,
-    mask: &mut Mask<'_, u32>,
-) {
+fn f32_fast<const S: u8, const H: bool, const P: bool>(body: &[[f32; 8]], k: f64, out: &mut Lanes) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
     let inf = _mm256_set1_ps(f32::INFINITY);
@@ -245,11 +214,10 @@ fn f32_fast<const S: u8, const D: bool>(
     let (mut mn, mut mx) = (inf, _mm256_set1_ps(f32::NEG_INFINITY));
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for c in body {
-        prefetch(c);
-        let x = load_ps(c);
-        if D && let Some(words) = mask.next() {
-            or_into_ps(words, x);
+        if P {
+            prefetch(c);
         }
+        let x = load_ps(c);
         let a = _mm256_and_ps(x, abs);
         zeros = _mm256_sub_epi32(zeros, mask_i(_mm256_cmp_ps::<_CMP_EQ_OQ>(x, zero)));
         if S != 0 {
@@ -258,8 +226,8 @@ fn f32_fast<const S: u8, const D: bool>(
         mn = _mm256_min_ps(mn, x);
         mx = _mm256_max_ps(mx, x);
         let (xl, xh) = widen(c);
-        lo.add(xl, kv);
-        hi.add(xh, kv);
+        lo.add::<H>(xl, kv);
+        hi.add::<H>(xh, kv);
     }
     lo.store(out, 0);
     hi.store(out, 4);
@@ -275,11 +243,10 @@ fn f32_fast<const S: u8, const D: bool>(
 }
 
 #[target_feature(enable = "avx2")]
-fn f32_careful<const S: u8, const D: bool>(
+fn f32_careful<const S: u8, const H: bool, const P: bool>(
     body: &[[f32; 8]],
     k: f64,
     out: &mut Lanes,
-    mask: &mut Mask<'_, u32>,
 ) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fff_ffff));
@@ -293,11 +260,10 @@ fn f32_careful<const S: u8, const D: bool>(
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     let (mut nan, mut finite) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for c in body {
-        prefetch(c);
-        let x = load_ps(c);
-        if D && let Some(words) = mask.next() {
-            or_into_ps(words, x);
+        if P {
+            prefetch(c);
         }
+        let x = load_ps(c);
         let a = _mm256_and_ps(x, abs);
         let fin = _mm256_cmp_ps::<_CMP_LT_OQ>(a, inf);
         nan = _mm256_sub_epi32(nan, mask_i(_mm256_cmp_ps::<_CMP_UNORD_Q>(x, x)));
@@ -312,8 +278,8 @@ fn f32_careful<const S: u8, const D: bool>(
         // Finiteness survives widening, so the f64 masks equal the f32 one lane for lane.
         let fl = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(xl, absd), infd);
         let fh = _mm256_cmp_pd::<_CMP_LT_OQ>(_mm256_and_pd(xh, absd), infd);
-        lo.add_masked(xl, kv, fl);
-        hi.add_masked(xh, kv, fh);
+        lo.add_masked::<H>(xl, kv, fl);
+        hi.add_masked::<H>(xh, kv, fh);
     }
     lo.store(out, 0);
     hi.store(out, 4);
@@ -337,12 +303,7 @@ fn load_halves(c: &[f64; 8]) -> (__m256d, __m256d) {
 }
 
 #[target_feature(enable = "avx2")]
-fn f64_fast<const S: u8, const D: bool>(
-    body: &[[f64; 8]],
-    k: f64,
-    out: &mut Lanes,
-    mask: &mut Mask<'_, u64>,
-) {
+fn f64_fast<const S: u8, const H: bool, const P: bool>(body: &[[f64; 8]], k: f64, out: &mut Lanes) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fff_ffff_ffff_ffff));
     let inf = _mm256_set1_pd(f64::INFINITY);
@@ -352,11 +313,10 @@ fn f64_fast<const S: u8, const D: bool>(
     let (mut mn, mut mx) = (inf, _mm256_set1_pd(f64::NEG_INFINITY));
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for c in body {
-        prefetch(c);
-        let (xl, xh) = load_halves(c);
-        if D && let Some(words) = mask.next() {
-            or_into_pd(words, xl, xh);
+        if P {
+            prefetch(c);
         }
+        let (xl, xh) = load_halves(c);
         let (al, ah) = (_mm256_and_pd(xl, abs), _mm256_and_pd(xh, abs));
         zeros = _mm256_sub_epi64(zeros, mask_il(_mm256_cmp_pd::<_CMP_EQ_OQ>(xl, zero)));
         zeros = _mm256_sub_epi64(zeros, mask_il(_mm256_cmp_pd::<_CMP_EQ_OQ>(xh, zero)));
@@ -366,8 +326,8 @@ fn f64_fast<const S: u8, const D: bool>(
         }
         mn = _mm256_min_pd(mn, _mm256_min_pd(xl, xh));
         mx = _mm256_max_pd(mx, _mm256_max_pd(xl, xh));
-        lo.add(xl, kv);
-        hi.add(xh, kv);
+        lo.add::<H>(xl, kv);
+        hi.add::<H>(xh, kv);
     }
     lo.store(out, 0);
     hi.store(out, 4);
@@ -382,11 +342,10 @@ fn f64_fast<const S: u8, const D: bool>(
 }
 
 #[target_feature(enable = "avx2")]
-fn f64_careful<const S: u8, const D: bool>(
+fn f64_careful<const S: u8, const H: bool, const P: bool>(
     body: &[[f64; 8]],
     k: f64,
     out: &mut Lanes,
-    mask: &mut Mask<'_, u64>,
 ) {
     let kv = _mm256_set1_pd(k);
     let abs = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fff_ffff_ffff_ffff));
@@ -398,11 +357,10 @@ fn f64_careful<const S: u8, const D: bool>(
     let (mut zeros, mut sat) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     let (mut nan, mut finite) = (_mm256_setzero_si256(), _mm256_setzero_si256());
     for c in body {
-        prefetch(c);
-        let (xl, xh) = load_halves(c);
-        if D && let Some(words) = mask.next() {
-            or_into_pd(words, xl, xh);
+        if P {
+            prefetch(c);
         }
+        let (xl, xh) = load_halves(c);
         let mut fins = [_mm256_setzero_pd(); 2];
         for ((x, s), f) in [(xl, &mut lo), (xh, &mut hi)].into_iter().zip(&mut fins) {
             let a = _mm256_and_pd(x, abs);
@@ -413,7 +371,7 @@ fn f64_careful<const S: u8, const D: bool>(
             if S != 0 {
                 sat = _mm256_sub_epi64(sat, mask_il(_mm256_and_pd(sat_pd::<S>(x, a), fin)));
             }
-            s.add_masked(x, kv, fin);
+            s.add_masked::<H>(x, kv, fin);
             *f = fin;
         }
         let [fl, fh] = fins;
@@ -439,50 +397,46 @@ fn f64_careful<const S: u8, const D: bool>(
 // AVX2; each forwards to the matching `#[target_feature]` function.
 impl BlockKernel for Avx2 {
     #[allow(unsafe_code)]
-    fn f32_fast<const S: u8, const D: bool>(
+    fn f32_fast<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f32_fast::<S, D>(body, k, out, mask) };
+        unsafe { f32_fast::<S, H, P>(body, k, out) };
     }
 
     #[allow(unsafe_code)]
-    fn f32_careful<const S: u8, const D: bool>(
+    fn f32_careful<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f32_careful::<S, D>(body, k, out, mask) }
+        unsafe { f32_careful::<S, H, P>(body, k, out) }
     }
 
     #[allow(unsafe_code)]
-    fn f64_fast<const S: u8, const D: bool>(
+    fn f64_fast<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f64_fast::<S, D>(body, k, out, mask) };
+        unsafe { f64_fast::<S, H, P>(body, k, out) };
     }
 
     #[allow(unsafe_code)]
-    fn f64_careful<const S: u8, const D: bool>(
+    fn f64_careful<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     ) {
         // SAFETY: `self` proves AVX2 is available (see `Avx2::get`).
-        unsafe { f64_careful::<S, D>(body, k, out, mask) }
+        unsafe { f64_careful::<S, H, P>(body, k, out) }
     }
 }

@@ -1,12 +1,14 @@
-//! The part of the statistics pass that every kernel shares: blocking, the per-block shift,
-//! merging blocks, the tail, dead units and the rescaled fallback for extreme magnitudes.
+//! The part of the statistics pass that every kernel shares: blocking, the choice between plain
+//! and shifted sums, merging blocks, the tail, dead units and the rescaled fallback for extreme
+//! magnitudes.
 //!
 //! A kernel only reduces whole 8-element chunks of one block into eight lane accumulators
-//! ([`Lanes`]). Lane `i` receives element `8 * j + i` of the block; everything after that (the
-//! tail, the order in which lanes and blocks are combined) happens here, in one place, so two
-//! kernels that treat each lane alike produce bit-identical results.
-
-use std::ops::BitOrAssign;
+//! ([`Lanes`]). Lane `i` receives element `8 * j + i` of the block; everything after that (the tail, the order in which lanes and blocks are combined) happens
+//! here, in one place, so two kernels that treat each lane alike produce bit-identical results.
+//!
+//! Dead units are not the kernels' business either: after each block the driver checks the
+//! rows it completed against the units that have been zero so far (usually none after the
+//! first few rows), so the chunk loops do the same work for every shape.
 
 use super::{Activation, DeadUnits, TensorStats};
 
@@ -20,6 +22,10 @@ pub(super) const LANES: usize = 8;
 
 /// Finite elements at the start of a block whose mean is the block's shift.
 const SHIFT_SAMPLE: u32 = 8;
+
+/// Tensors at least this large (in bytes) do not fit in the core's caches: the chunk loops then
+/// prefetch ahead, which costs a load slot per chunk that in-cache data does not need.
+pub(super) const PREFETCH_FROM_BYTES: usize = 1 << 20;
 
 /// How saturation is counted, as a const generic so each kernel loop is specialised.
 pub(super) const SAT_NONE: u8 = 0;
@@ -68,10 +74,11 @@ pub(super) fn max_rule<F: PartialOrd>(acc: F, x: F) -> F {
 
 /// The per-lane accumulators of one block, plus its counters.
 ///
-/// `s1` and `s2` are sums of `x - k` and `(x - k)²` for the block's shift `k` (the sum of `x²`
-/// is derived from them, see [`block_sq`]). Non-finite elements add `+0.0` to the sums and
-/// leave `min`/`max` alone. The `f64` chunk loops fold lane `i + 4` into lane `i` for `min` and
-/// `max` (which keeps their accumulators in registers) and leave lanes 4-7 at the identity.
+/// `s1` and `s2` are sums of `x` and `x²` (plain sums), or of `x - k` and `(x - k)²` for the
+/// block's shift `k` when plain sums would cancel (see [`reduce_block`]). Non-finite elements
+/// add `+0.0` to the sums and leave `min`/`max` alone. The `f64` chunk loops fold lane `i + 4`
+/// into lane `i` for `min` and `max` (which keeps their accumulators in registers) and leave
+/// lanes 4-7 at the identity.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Lanes {
     pub(super) s1: [f64; LANES],
@@ -123,40 +130,32 @@ fn sum8(a: &[f64; LANES]) -> f64 {
 
 /// An element type the kernels read.
 pub(super) trait Elem: Copy + 'static {
-    /// The raw bit pattern, OR-ed into the dead-unit mask.
-    type Bits: Copy + Default + BitOrAssign + PartialEq;
-    /// All bits but the sign: `bits & MAGNITUDE == 0` exactly for `±0.0`.
-    const MAGNITUDE: Self::Bits;
     /// Whether values can exceed the range where `f64` squares are safe.
     const CAN_BE_EXTREME: bool;
 
     fn to_f64(self) -> f64;
-    fn bits(self) -> Self::Bits;
-    /// Whether `bits & MAGNITUDE != 0`.
-    fn nonzero(bits: Self::Bits) -> bool;
+    /// Whether the value is `±0.0` (NaN is not).
+    fn is_zero(self) -> bool;
 
     /// Fast chunk loop for finite data. Any NaN or infinity (or an f64 square overflowing)
     /// leaves a non-finite `s2` lane, and the driver then redoes the block with `careful`.
-    fn fast<K: BlockKernel, const S: u8, const D: bool>(
+    /// With `H`, the sums are of `x - k`; without, of `x`.
+    fn fast<K: BlockKernel, const S: u8, const H: bool, const P: bool>(
         kern: K,
         body: &[[Self; LANES]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, Self::Bits>,
     );
     /// Chunk loop that handles NaN and infinities.
-    fn careful<K: BlockKernel, const S: u8, const D: bool>(
+    fn careful<K: BlockKernel, const S: u8, const H: bool, const P: bool>(
         kern: K,
         body: &[[Self; LANES]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, Self::Bits>,
     );
 }
 
 impl Elem for f32 {
-    type Bits = u32;
-    const MAGNITUDE: u32 = 0x7fff_ffff;
     // |x| <= f32::MAX ≈ 2^128, so x² <= 2^256: no sum of f32 squares can overflow f64, and
     // f32 subnormals (>= 2^-149) square to normal f64 values.
     const CAN_BE_EXTREME: bool = false;
@@ -166,38 +165,30 @@ impl Elem for f32 {
         f64::from(self)
     }
     #[inline(always)]
-    fn bits(self) -> u32 {
-        self.to_bits()
+    fn is_zero(self) -> bool {
+        self.to_bits() & 0x7fff_ffff == 0
     }
     #[inline(always)]
-    fn nonzero(bits: u32) -> bool {
-        bits & Self::MAGNITUDE != 0
-    }
-    #[inline(always)]
-    fn fast<K: BlockKernel, const S: u8, const D: bool>(
+    fn fast<K: BlockKernel, const S: u8, const H: bool, const P: bool>(
         kern: K,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     ) {
-        kern.f32_fast::<S, D>(body, k, out, mask);
+        kern.f32_fast::<S, H, P>(body, k, out);
     }
     #[inline(always)]
-    fn careful<K: BlockKernel, const S: u8, const D: bool>(
+    fn careful<K: BlockKernel, const S: u8, const H: bool, const P: bool>(
         kern: K,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     ) {
-        kern.f32_careful::<S, D>(body, k, out, mask);
+        kern.f32_careful::<S, H, P>(body, k, out);
     }
 }
 
 impl Elem for f64 {
-    type Bits = u64;
-    const MAGNITUDE: u64 = 0x7fff_ffff_ffff_ffff;
     const CAN_BE_EXTREME: bool = true;
 
     #[inline(always)]
@@ -205,89 +196,58 @@ impl Elem for f64 {
         self
     }
     #[inline(always)]
-    fn bits(self) -> u64 {
-        self.to_bits()
+    fn is_zero(self) -> bool {
+        self.to_bits() & 0x7fff_ffff_ffff_ffff == 0
     }
     #[inline(always)]
-    fn nonzero(bits: u64) -> bool {
-        bits & Self::MAGNITUDE != 0
-    }
-    #[inline(always)]
-    fn fast<K: BlockKernel, const S: u8, const D: bool>(
+    fn fast<K: BlockKernel, const S: u8, const H: bool, const P: bool>(
         kern: K,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     ) {
-        kern.f64_fast::<S, D>(body, k, out, mask);
+        kern.f64_fast::<S, H, P>(body, k, out);
     }
     #[inline(always)]
-    fn careful<K: BlockKernel, const S: u8, const D: bool>(
+    fn careful<K: BlockKernel, const S: u8, const H: bool, const P: bool>(
         kern: K,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     ) {
-        kern.f64_careful::<S, D>(body, k, out, mask);
+        kern.f64_careful::<S, H, P>(body, k, out);
     }
 }
 
-/// The chunk loops a kernel provides. Each starts from a fresh [`Lanes`] and, for lane `i`,
+/// The chunk loops a kernel provides. Each starts from a fresh [`Lanes`] and, for each lane,
 /// performs exactly the operations of [`Lanes::push`] (the fast loops: of `push` on finite
-/// data) in chunk order, without fused multiply-add. Counters may be kept in any layout.
-/// With `D`, each chunk's bit patterns are also OR-ed into the next 8 words of `mask`.
+/// data) in chunk order, without fused multiply-add. Counters may be kept in any layout. `S` selects the saturation test, `H`
+/// shifted sums (`x - k`) over plain ones (`x`), `P` prefetching ahead (a hint only).
 pub(super) trait BlockKernel: Copy {
-    fn f32_fast<const S: u8, const D: bool>(
+    fn f32_fast<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     );
-    fn f32_careful<const S: u8, const D: bool>(
+    fn f32_careful<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     );
-    fn f64_fast<const S: u8, const D: bool>(
+    fn f64_fast<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     );
-    fn f64_careful<const S: u8, const D: bool>(
+    fn f64_careful<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     );
-}
-
-/// The dead-unit mask as a chunk loop sees it: the next chunk's eight elements belong to units
-/// `col..col + 8`. Used only when the row length is a multiple of 8, so a chunk never
-/// straddles two rows.
-#[derive(Debug)]
-pub(super) struct Mask<'a, B> {
-    /// The mask in groups of eight units.
-    words: &'a mut [[B; LANES]],
-    /// The group of the next chunk.
-    at: usize,
-}
-
-impl<B> Mask<'_, B> {
-    /// The words of the next chunk's units (`None` only for an empty mask).
-    #[inline(always)]
-    pub(super) fn next(&mut self) -> Option<&mut [B; LANES]> {
-        let at = self.at;
-        self.at = if at + 1 == self.words.len() { 0 } else { at + 1 };
-        self.words.get_mut(at)
-    }
 }
 
 /// The mean of the first few finite elements of a block: subtracting it before summing squares
@@ -389,41 +349,35 @@ fn run_mode<K: BlockKernel, T: Elem, const S: u8>(
     units: Option<(usize, usize)>,
     act: Activation,
 ) -> TensorStats {
+    if size_of_val(data) >= PREFETCH_FROM_BYTES {
+        run_blocks::<K, T, S, true>(kern, data, units, act)
+    } else {
+        run_blocks::<K, T, S, false>(kern, data, units, act)
+    }
+}
+
+fn run_blocks<K: BlockKernel, T: Elem, const S: u8, const P: bool>(
+    kern: K,
+    data: &[T],
+    units: Option<(usize, usize)>,
+    act: Activation,
+) -> TensorStats {
     // With no samples there is nothing to call dead; with no units nothing to count. Checked
     // before allocating: a `[0, n]` shape may name any `n`.
-    let mut alive: Option<Vec<T::Bits>> = match units {
-        Some((rows, cols)) if rows > 0 && cols > 0 => Some(vec![T::Bits::default(); cols]),
+    let mut dead = match units {
+        Some((rows, cols)) if rows > 0 && cols > 0 => Some(DeadScan::new(cols)),
         _ => None,
     };
-    // Rows whose length is a multiple of 8 are OR-ed into the mask inside the chunk loops,
-    // while each chunk is in registers; other rows block by block, while it is in L1.
-    let inline = units.is_some_and(|(_, cols)| cols % LANES == 0);
-    let mut col = 0usize;
     let mut t = Totals::new();
+    let mut end = 0;
     for block in data.chunks(BLOCK) {
-        let (body, tail) = block.as_chunks::<LANES>();
-        let k = shift(block);
-        let lanes = match alive.as_deref_mut() {
-            Some(words) if inline => {
-                let mask = Mask { words: words.as_chunks_mut::<LANES>().0, at: col / LANES };
-                let (lanes, next) = chunks::<K, T, S, true>(kern, body, k, mask);
-                col = or_alive(words, tail, next);
-                lanes
-            }
-            words => {
-                let none = Mask { words: &mut [], at: 0 };
-                let lanes = chunks::<K, T, S, false>(kern, body, k, none).0;
-                if let Some(words) = words {
-                    col = or_alive(words, block, col);
-                }
-                lanes
-            }
-        };
-        let mut lanes = lanes;
-        for (i, x) in tail.iter().enumerate() {
-            lanes.push(i, x.to_f64(), k, act);
+        end += block.len();
+        let (lanes, k, sq) = reduce_block::<K, T, S, P>(kern, block, act);
+        t.merge(&lanes, k, sq);
+        if let Some(dead) = dead.as_mut() {
+            // The block was just read, so the rows it completed are still in cache.
+            dead.scan(&data[..end]);
         }
-        t.merge(&lanes, k, block_sq(&lanes, k, block));
     }
 
     let count = data.len() as u64;
@@ -439,10 +393,6 @@ fn run_mode<K: BlockKernel, T: Elem, const S: u8>(
             (mean, std, l2) = rescaled_moments(data, big, t.finite);
         }
     }
-    let dead_units = alive.map(|alive| DeadUnits {
-        dead: alive.iter().filter(|&&b| !T::nonzero(b)).count() as u64,
-        units: alive.len() as u64,
-    });
     TensorStats {
         count,
         zeros: t.zeros,
@@ -455,11 +405,54 @@ fn run_mode<K: BlockKernel, T: Elem, const S: u8>(
         l2,
         saturated: t.saturated,
         activation: act,
-        dead_units,
+        dead_units: dead.map(|d| d.result()),
     }
 }
 
-/// The sum of the squares of a block's finite elements.
+/// Reduces one block: its lanes, the shift its sums are relative to, and its sum of squares.
+///
+/// Plain sums (`Σx`, `Σx²`) cost the fewest operations per element and are used whenever they
+/// are accurate enough ([`plain_is_accurate`]); otherwise, for data whose mean is large against
+/// its spread, the block is summed again, still in cache, relative to a shift.
+#[inline(always)]
+fn reduce_block<K: BlockKernel, T: Elem, const S: u8, const P: bool>(
+    kern: K,
+    block: &[T],
+    act: Activation,
+) -> (Lanes, f64, f64) {
+    let plain = chunks::<K, T, S, false, P>(kern, block, 0.0, act);
+    if plain_is_accurate(&plain) {
+        let sq = sum8(&plain.s2);
+        return (plain, 0.0, sq);
+    }
+    let k = shift(block);
+    let lanes = chunks::<K, T, S, true, P>(kern, block, k, act);
+    let sq = block_sq(&lanes, k, block);
+    (lanes, k, sq)
+}
+
+/// Whether a block's plain sums meet the accuracy the module documents.
+///
+/// Each lane adds at most `BLOCK / 8` terms and the lanes are combined in 3 more levels, so
+/// each sum is within `γ = 516 eps ≈ 5.7e-14` of its terms' absolute sum (`+eps` for rounding an
+/// `f64` square). With `b = max|x|` and `n` finite elements, `Σx²` is then off by at most
+/// `γ n b²` and `(Σx)² / n` by about `2 γ n b²`, so `m2 = Σx² - (Σx)² / n` is within
+/// `1.8e-13 n b²`. Requiring `b² <= 5 (max - min)²` bounds that by `9e-13 n (max - min)²`:
+/// under the documented `1e-12 (max - min)²` for the variance. The mean (`γ b`) and `l2`
+/// (relative `γ`) are always within their bounds. Data far from zero against its spread
+/// (`1e6` plus noise, saturated sigmoid outputs near 1) fails the test and is shifted instead.
+/// The test reads only the lanes, which every kernel computes alike, so all take one branch.
+fn plain_is_accurate(l: &Lanes) -> bool {
+    let lo = l.min.iter().fold(f64::INFINITY, |a, &x| min_rule(a, x));
+    let hi = l.max.iter().fold(f64::NEG_INFINITY, |a, &x| max_rule(a, x));
+    if l.finite == 0 {
+        return true;
+    }
+    let (big, range) = (lo.abs().max(hi.abs()), hi - lo);
+    big * big <= 5.0 * range * range && sum8(&l.s2).is_finite()
+}
+
+/// The sum of the squares of a block's finite elements, from its shifted sums.
 ///
 /// With `c = x - k`, `Σx² = Σc² + k(2Σc + nk)`: derived from the sums the lanes keep anyway,
 /// which saves a multiply and an add per element. Its rounding error is at most about
@@ -490,48 +483,80 @@ fn block_sq<T: Elem>(l: &Lanes, k: f64, block: &[T]) -> f64 {
     sum8(&lanes)
 }
 
-/// Runs the chunk loops over a block's whole chunks; returns their lanes and the mask position
-/// after them.
+/// Runs the chunk loops over a block's whole chunks, then adds its tail.
 #[inline(always)]
-fn chunks<K: BlockKernel, T: Elem, const S: u8, const D: bool>(
+fn chunks<K: BlockKernel, T: Elem, const S: u8, const H: bool, const P: bool>(
     kern: K,
-    body: &[[T; LANES]],
+    block: &[T],
     k: f64,
-    mask: Mask<'_, T::Bits>,
-) -> (Lanes, usize) {
-    let start = mask.at;
-    let mut mask = mask;
+    act: Activation,
+) -> Lanes {
+    let (body, tail) = block.as_chunks::<LANES>();
     let mut lanes = Lanes::new();
-    T::fast::<K, S, D>(kern, body, k, &mut lanes, &mut mask);
+    T::fast::<K, S, H, P>(kern, body, k, &mut lanes);
     // A NaN or infinity makes its lane's sum of squares NaN or infinite, and it stays so;
     // finite f32 data never overflows it. Every kernel has the same lanes, so every kernel
-    // takes the same branch. The careful pass ORs the same words again, which changes nothing.
+    // takes the same branch.
     if !lanes.s2.iter().all(|v| v.is_finite()) {
         lanes = Lanes::new();
-        mask.at = start;
-        T::careful::<K, S, D>(kern, body, k, &mut lanes, &mut mask);
+        T::careful::<K, S, H, P>(kern, body, k, &mut lanes);
     }
-    (lanes, mask.at * LANES)
+    // `x - 0.0` is `x` exactly, so the tail's plain sums are plain too.
+    for (i, x) in tail.iter().enumerate() {
+        lanes.push(i, x.to_f64(), k, act);
+    }
+    lanes
 }
 
-/// ORs a block's bit patterns into the mask of the units they belong to. `col` is the unit of
-/// the block's first element; returns the unit of the element after the block.
-fn or_alive<T: Elem>(alive: &mut [T::Bits], block: &[T], mut col: usize) -> usize {
-    let cols = alive.len();
-    let mut rest = block;
-    while !rest.is_empty() {
-        let n = (cols - col).min(rest.len());
-        let (piece, r) = rest.split_at(n);
-        for (a, x) in alive[col..col + n].iter_mut().zip(piece) {
-            *a |= x.bits();
-        }
-        col += n;
-        if col == cols {
-            col = 0;
-        }
-        rest = r;
+/// The units of a `[rows, cols]` tensor that were `±0.0` in every row checked so far.
+///
+/// The first row names the candidates; every later row only visits the units still
+/// candidates, so once a layer's units have all been seen nonzero (typically within a few rows)
+/// dead units cost nothing more.
+#[derive(Debug)]
+struct DeadScan {
+    cols: usize,
+    rows_done: usize,
+    candidates: Option<Vec<usize>>,
+}
+
+impl DeadScan {
+    fn new(cols: usize) -> Self {
+        DeadScan { cols, rows_done: 0, candidates: None }
     }
-    col
+
+    /// Checks every row that lies wholly inside `data` and was not checked yet.
+    fn scan<T: Elem>(&mut self, data: &[T]) {
+        let rows = data.len() / self.cols;
+        while self.rows_done < rows {
+            let start = self.rows_done * self.cols;
+            let row = &data[start..start + self.cols];
+            match &mut self.candidates {
+                None => {
+                    self.candidates = Some(
+                        row.iter()
+                            .enumerate()
+                            .filter(|(_, x)| x.is_zero())
+                            .map(|(u, _)| u)
+                            .collect(),
+                    );
+                }
+                Some(c) if c.is_empty() => {
+                    self.rows_done = rows;
+                    return;
+                }
+                Some(c) => c.retain(|&u| row[u].is_zero()),
+            }
+            self.rows_done += 1;
+        }
+    }
+
+    fn result(&self) -> DeadUnits {
+        DeadUnits {
+            dead: self.candidates.as_ref().map_or(0, Vec::len) as u64,
+            units: self.cols as u64,
+        }
+    }
 }
 
 /// Multiplies by `2^e`, exactly as long as the result is a normal number (in two steps, since

@@ -3,8 +3,8 @@
 //! [`tensor_stats`] reduces a `&[f32]` or `&[f64]` (with its shape) to a [`TensorStats`] in a
 //! single pass: count, exact zeros, NaN, Inf, min, max, mean, population std, L2 norm, saturation
 //! for the given [`Activation`], and for tensors of two or more dimensions the units (columns)
-//! that are zero for every sample. The tensor is never copied; the only allocation is one word
-//! per unit for the dead-unit mask.
+//! that are zero for every sample. The tensor is never copied; the only allocation is the list
+//! of units that were zero in the first sample (the dead-unit candidates).
 //!
 //! Definitions: `min`, `max`, `mean`, `std` and `l2` are over the **finite** elements (NaN and
 //! infinities are counted, not mixed in); with no finite element they are NaN (`l2` is 0).
@@ -20,11 +20,16 @@
 //! floating-point operations per lane in the same order, without fused multiply-add, so
 //! **they return bit-identical results on every input**, NaN and infinities included.
 //!
-//! Sums use `f64` accumulators (`f32` data is widened exactly). Each block sums `x - k` and
-//! `(x - k)²` for a shift `k` (the mean of the block's first eight finite elements), so data
-//! such as `1e6` plus tiny noise keeps an accurate `std`; blocks are merged with Chan's formula.
-//! The sum of squares for `l2` is derived from the same two sums when that is well conditioned
-//! (checked per block with a rounding-error bound) and summed directly otherwise.
+//! Sums use `f64` accumulators (`f32` data is widened exactly). Each block sums `x` and `x²`
+//! directly when that is accurate enough, which holds whenever the block's largest magnitude
+//! is within a small factor of its range (activations nearly always are); otherwise, for data
+//! such as `1e6` plus tiny noise, it sums `x - k` and `(x - k)²` for a shift `k` (the mean of
+//! the block's first eight finite elements) so `std` stays accurate. Blocks are merged with
+//! Chan's formula. With shifted sums, the sum of squares for `l2` is derived from the same two
+//! sums when that is well conditioned (checked per block with a rounding-error bound) and
+//! summed directly otherwise. Dead units are tracked as a list of candidates: the units that
+//! were zero in the first sample, dropped as later samples show them nonzero, so the pass does
+//! no per-element work for them once every unit has fired.
 //! Counts, `min`, `max` and dead units are exact. Against the exact values, `l2` is within a
 //! relative `1e-12`, `mean` within `1e-12 * max|x|` and the variance `std²` within
 //! `1e-12 * (max - min)²` (typically far closer; `stats/tests.rs` derives these bounds and the

@@ -6,7 +6,7 @@
 //! result, because it may not reorder floating-point operations.
 
 use super::driver::{
-    BlockKernel, LANES, Lanes, Mask, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
+    BlockKernel, LANES, Lanes, SAT_HI, SAT_HI_F32, SAT_LO, SAT_LO_F32, SAT_SIGMOID, SAT_TANH,
     max_rule, min_rule,
 };
 
@@ -44,23 +44,23 @@ fn total(c: &[u32; LANES]) -> u64 {
     c.iter().map(|&n| u64::from(n)).sum()
 }
 
+/// The term a lane adds to its sums: `x - k` with `H`, else `x`.
+#[inline(always)]
+fn term<const H: bool>(x: f64, k: f64) -> f64 {
+    if H { x - k } else { x }
+}
+
 impl BlockKernel for Portable {
-    fn f32_fast<const S: u8, const D: bool>(
+    fn f32_fast<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     ) {
         let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
-            if D && let Some(words) = mask.next() {
-                for (w, x) in words.iter_mut().zip(c) {
-                    *w |= x.to_bits();
-                }
-            }
             for i in 0..LANES {
                 let x = c[i];
                 zeros[i] += u32::from(x == 0.0);
@@ -68,7 +68,7 @@ impl BlockKernel for Portable {
                 mn[i] = min_rule(mn[i], x);
                 mx[i] = max_rule(mx[i], x);
                 let xd = f64::from(x);
-                let d = xd - k;
+                let d = term::<H>(xd, k);
                 s1[i] += d;
                 s2[i] += d * d;
             }
@@ -85,23 +85,17 @@ impl BlockKernel for Portable {
         };
     }
 
-    fn f32_careful<const S: u8, const D: bool>(
+    fn f32_careful<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f32; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u32>,
     ) {
         let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f32::INFINITY; LANES], [f32::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
-            if D && let Some(words) = mask.next() {
-                for (w, x) in words.iter_mut().zip(c) {
-                    *w |= x.to_bits();
-                }
-            }
             for i in 0..LANES {
                 let x = c[i];
                 let fin = x.abs() < f32::INFINITY;
@@ -112,7 +106,7 @@ impl BlockKernel for Portable {
                 mn[i] = min_rule(mn[i], if fin { x } else { f32::INFINITY });
                 mx[i] = max_rule(mx[i], if fin { x } else { f32::NEG_INFINITY });
                 let xd = f64::from(x);
-                let d = if fin { xd - k } else { 0.0 };
+                let d = if fin { term::<H>(xd, k) } else { 0.0 };
                 s1[i] += d;
                 s2[i] += d * d;
             }
@@ -129,22 +123,16 @@ impl BlockKernel for Portable {
         };
     }
 
-    fn f64_fast<const S: u8, const D: bool>(
+    fn f64_fast<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     ) {
         let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
-            if D && let Some(words) = mask.next() {
-                for (w, x) in words.iter_mut().zip(c) {
-                    *w |= x.to_bits();
-                }
-            }
             // Min and max pair lanes i and i + 4 first: half the accumulators, which keeps the
             // AVX2 loop's in registers.
             for i in 0..HALF {
@@ -155,7 +143,7 @@ impl BlockKernel for Portable {
                 let x = c[i];
                 zeros[i] += u32::from(x == 0.0);
                 sat[i] += u32::from(sat_f64::<S>(x));
-                let d = x - k;
+                let d = term::<H>(x, k);
                 s1[i] += d;
                 s2[i] += d * d;
             }
@@ -172,23 +160,17 @@ impl BlockKernel for Portable {
         };
     }
 
-    fn f64_careful<const S: u8, const D: bool>(
+    fn f64_careful<const S: u8, const H: bool, const P: bool>(
         self,
         body: &[[f64; 8]],
         k: f64,
         out: &mut Lanes,
-        mask: &mut Mask<'_, u64>,
     ) {
         let (mut s1, mut s2) = ([0.0f64; LANES], [0.0f64; LANES]);
         let (mut mn, mut mx) = ([f64::INFINITY; LANES], [f64::NEG_INFINITY; LANES]);
         let (mut zeros, mut sat) = ([0u32; LANES], [0u32; LANES]);
         let (mut nan, mut finite) = ([0u32; LANES], [0u32; LANES]);
         for c in body {
-            if D && let Some(words) = mask.next() {
-                for (w, x) in words.iter_mut().zip(c) {
-                    *w |= x.to_bits();
-                }
-            }
             let lo = c.map(|x| if x.is_finite() { x } else { f64::INFINITY });
             let hi = c.map(|x| if x.is_finite() { x } else { f64::NEG_INFINITY });
             for i in 0..HALF {
@@ -202,7 +184,7 @@ impl BlockKernel for Portable {
                 finite[i] += u32::from(fin);
                 zeros[i] += u32::from(x == 0.0);
                 sat[i] += u32::from(sat_f64::<S>(x) && fin);
-                let d = if fin { x - k } else { 0.0 };
+                let d = if fin { term::<H>(x, k) } else { 0.0 };
                 s1[i] += d;
                 s2[i] += d * d;
             }

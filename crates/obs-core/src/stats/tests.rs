@@ -11,6 +11,8 @@
 //!   `(512 + 3) * eps ≈ 1.2e-13`) or derived from the shifted sums only when their rounding
 //!   bound is at most 8 times the result (`driver::block_sq`), i.e. within `9.2e-13`; `l2`, its
 //!   square root, is then within `4.6e-13 < 1e-12`.
+//! * Plain sums (`k = 0` below) are used for a block only when its `max|x|² <= 5 (max - min)²`
+//!   (`driver::plain_is_accurate`), which keeps every bound below; other blocks are shifted.
 //! * `mean = k + Σ(x - k) / n` with the shift `k` inside `[min, max]`: the error of `Σ(x - k)`
 //!   is at most `515 * eps * Σ|x - k| ≤ 1.2e-13 * n * (max - min)`, so `|Δmean| ≤ 1e-12 *
 //!   max|x|`.
@@ -314,7 +316,7 @@ fn degenerate_shapes_give_no_dead_units_and_never_panic() {
 
 #[test]
 fn dead_units_across_blocks_in_both_mask_paths() {
-    // Rows of a multiple of 8 are masked inside the chunk loops, others block by block.
+    // Rows of a multiple of 8 and others, rows shorter and longer than a block.
     for cols in [8usize, 24, 4096, 12, 4097] {
         let rows = (3 * BLOCK).div_ceil(cols) + 1;
         let mut x: Vec<f32> = (0..rows * cols)
