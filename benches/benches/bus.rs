@@ -24,11 +24,10 @@ use std::io::{BufWriter, Seek, Write};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use obs_benches::{alone, timer_overhead};
 use obs_core::{Backend, BackendError, Event, EventType, LogLevel, TrainingLogger, data};
 
 const BURST: u64 = 1024;
-/// Long enough for the bus thread to finish spinning and park.
-const IDLE: Duration = Duration::from_micros(50);
 /// The NDJSON file starts over past this size so long runs don't fill the disk.
 const FILE_LIMIT: u64 = 64 << 20;
 
@@ -132,23 +131,6 @@ fn burst(logger: &TrainingLogger, kind: Kind, n: u64, b0: u64) -> Duration {
     }
 }
 
-/// Lets the bus thread go idle, then times one send.
-fn sparse_one(logger: &TrainingLogger, kind: Kind, b: u64) -> Duration {
-    let event = matches!(kind, Kind::Emit).then(|| small_event(b));
-    let idle = Instant::now();
-    while idle.elapsed() < IDLE {
-        std::hint::spin_loop();
-    }
-    let start = Instant::now();
-    match event {
-        Some(e) => {
-            logger.emit(e);
-        }
-        None => logger.on_batch_end(b, data! { "loss" => 1.0 / (b + 1) as f64 }),
-    }
-    start.elapsed()
-}
-
 fn bus(c: &mut Criterion) {
     let mut g = c.benchmark_group("bus/burst");
     for sink in [Sink::Noop, Sink::Ndjson] {
@@ -193,28 +175,26 @@ fn sink_name(s: Sink) -> &'static str {
     }
 }
 
-fn quantiles(mut v: Vec<Duration>) -> [Duration; 3] {
-    v.sort_unstable();
-    [50, 90, 99].map(|p| v[(v.len() - 1) * p / 100])
-}
-
 /// Individually timed sends with the bus thread idle before each: median, p90, p99.
 fn sparse() {
     const N: u64 = 20_000;
-    let timer: Vec<Duration> = (0..N)
-        .map(|_| {
-            let t = Instant::now();
-            black_box(&t);
-            t.elapsed()
-        })
-        .collect();
-    let [p50, p90, p99] = quantiles(timer);
+    let [p50, p90, p99] = timer_overhead(N);
     eprintln!("bus/sparse timer overhead: p50 {p50:?} p90 {p90:?} p99 {p99:?}");
     for sink in [Sink::Noop, Sink::Ndjson] {
         let s = setup(sink);
         for kind in [Kind::BatchEnd, Kind::Emit] {
-            let times: Vec<Duration> = (0..N).map(|b| sparse_one(&s.logger, kind, b)).collect();
-            let [p50, p90, p99] = quantiles(times);
+            let [p50, p90, p99] = match kind {
+                Kind::BatchEnd => alone(N, |b| {
+                    s.logger.on_batch_end(b, data! { "loss" => 1.0 / (b + 1) as f64 });
+                }),
+                Kind::Emit => {
+                    let mut events: Vec<Event> = (0..N).map(small_event).collect();
+                    events.reverse();
+                    alone(N, |_| {
+                        s.logger.emit(events.pop().expect("one event per call"));
+                    })
+                }
+            };
             eprintln!(
                 "bus/sparse/{}/{}: p50 {p50:?} p90 {p90:?} p99 {p99:?}",
                 kind_name(kind),

@@ -18,7 +18,7 @@ use crossbeam_channel::{
     Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 
-use crate::{Backend, BackendError, Event, EventType, LogLevel, Severity, Tier};
+use crate::{Backend, BackendError, Data, Event, EventType, LogLevel, Severity, Tier};
 
 /// Settings of an [`EventBus`].
 #[derive(Clone, Debug)]
@@ -173,9 +173,31 @@ pub enum SendOutcome {
 
 enum Msg {
     Event(Event),
+    /// A `batch_end` event in compact form (see [`EventBus::send_batch_end`]).
+    BatchEnd(BatchEnd),
     Add(Box<dyn Backend>),
     Flush(Sender<Vec<BackendFailure>>),
     Close,
+}
+
+/// What a `batch_end` event carries that is not implied by its type.
+struct BatchEnd {
+    timestamp: f64,
+    epoch: Option<u64>,
+    batch: u64,
+    metrics: Data,
+}
+
+impl BatchEnd {
+    /// The event `TrainingLogger::on_batch_end` describes: `{"metrics": {...}}` at its epoch and
+    /// batch, level and severity by default.
+    fn into_event(self) -> Event {
+        let mut data = Data::with_capacity(1);
+        data.insert("metrics", self.metrics);
+        Event::new_at(EventType::BatchEnd, EventType::BatchEnd.default_level(), self.timestamp)
+            .at(self.epoch, Some(self.batch))
+            .data(data)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -240,12 +262,34 @@ impl EventBus {
     /// Queues one event. Waits while the queue is full, except for debug-tier events when
     /// dropping is enabled.
     pub fn send(&self, event: Event) -> SendOutcome {
+        let debug = event.tier() == Tier::Debug;
+        self.send_msg(Msg::Event(event), debug)
+    }
+
+    /// Queues the `batch_end` event of `batch` (default level and severity, data
+    /// `{"metrics": metrics}`) like [`EventBus::send`] would.
+    ///
+    /// The bus thread builds the event: the training thread only moves the metrics map into
+    /// the queue, and everything else the event allocates is allocated and freed on the bus
+    /// thread, so a batch costs the training thread no more than one queue slot.
+    pub fn send_batch_end(
+        &self,
+        timestamp: f64,
+        epoch: Option<u64>,
+        batch: u64,
+        metrics: Data,
+    ) -> SendOutcome {
+        let debug = Tier::route(EventType::BatchEnd, Severity::Info) == Tier::Debug;
+        self.send_msg(Msg::BatchEnd(BatchEnd { timestamp, epoch, batch, metrics }), debug)
+    }
+
+    fn send_msg(&self, msg: Msg, debug: bool) -> SendOutcome {
         if self.closed.load(Ordering::Acquire) {
             self.counters.rejected.fetch_add(1, Ordering::Relaxed);
             return SendOutcome::Rejected;
         }
-        let result = if self.drop_debug && event.tier() == Tier::Debug {
-            match self.tx.try_send(Msg::Event(event)) {
+        let result = if self.drop_debug && debug {
+            match self.tx.try_send(msg) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(_)) => {
                     self.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -254,7 +298,7 @@ impl EventBus {
                 Err(TrySendError::Disconnected(_)) => Err(()),
             }
         } else {
-            self.tx.send(Msg::Event(event)).map_err(|_| ())
+            self.tx.send(msg).map_err(|_| ())
         };
         match result {
             Ok(()) => SendOutcome::Queued,
@@ -442,8 +486,13 @@ impl Worker {
             let mut next = Some(first);
             while let Some(msg) = next.take() {
                 match msg {
-                    Msg::Event(e) => {
-                        batch.push(e);
+                    Msg::Event(_) | Msg::BatchEnd(_) => {
+                        let event = match msg {
+                            Msg::BatchEnd(b) => b.into_event(),
+                            Msg::Event(e) => e,
+                            Msg::Add(_) | Msg::Flush(_) | Msg::Close => continue,
+                        };
+                        batch.push(event);
                         if batch.len() >= self.batch_size {
                             self.dispatch(&mut batch);
                         }

@@ -84,10 +84,15 @@ impl std::error::Error for ParseEventError {
 impl Event {
     /// A new event stamped with the current time, severity `info`, an empty message and no data.
     pub fn new(event_type: EventType, level: LogLevel) -> Self {
+        Event::new_at(event_type, level, unix_now())
+    }
+
+    /// [`Event::new`] with a given Unix time in seconds.
+    pub fn new_at(event_type: EventType, level: LogLevel, timestamp: f64) -> Self {
         Event {
             event_type,
             level,
-            timestamp: unix_now(),
+            timestamp,
             epoch: None,
             batch: None,
             layer_name: None,

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::bus::{BusConfig, BusError, CloseReport, EventBus, SendOutcome};
 use crate::stats::{Activation, TensorError, TensorStats, TensorView, tensor_stats};
-use crate::{Backend, BackendError, Data, Event, EventType, LogLevel, Severity};
+use crate::{Backend, BackendError, Data, Event, EventType, LogLevel, Severity, unix_now};
 
 const NONE: u64 = u64::MAX;
 
@@ -239,13 +239,17 @@ impl TrainingLogger {
             event.epoch = self.current_epoch();
             event.batch = event.batch.or_else(|| self.current_batch());
         }
-        let (t, s) = (event.event_type.index(), event.severity as usize);
+        let (t, s) = (event.event_type, event.severity);
         let outcome = self.inner.bus.send(event);
-        if outcome == SendOutcome::Queued {
-            self.inner.by_type[t].fetch_add(1, Ordering::Relaxed);
-            self.inner.by_severity[s].fetch_add(1, Ordering::Relaxed);
-        }
+        self.count(outcome, t, s);
         outcome
+    }
+
+    fn count(&self, outcome: SendOutcome, event_type: EventType, severity: Severity) {
+        if outcome == SendOutcome::Queued {
+            self.inner.by_type[event_type.index()].fetch_add(1, Ordering::Relaxed);
+            self.inner.by_severity[severity as usize].fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     fn here(&self, event_type: EventType) -> Event {
@@ -353,9 +357,10 @@ impl TrainingLogger {
     pub fn on_batch_end(&self, batch: u64, metrics: Data) {
         self.inner.batch.store(batch, Ordering::Relaxed);
         if self.enabled(LogLevel::Detailed) {
-            let mut data = Data::with_capacity(1);
-            data.insert("metrics", metrics);
-            self.emit(self.here(EventType::BatchEnd).data(data));
+            // The most frequent hook: the bus thread builds its event (see `send_batch_end`).
+            let outcome =
+                self.inner.bus.send_batch_end(unix_now(), self.current_epoch(), batch, metrics);
+            self.count(outcome, EventType::BatchEnd, Severity::Info);
         }
     }
 

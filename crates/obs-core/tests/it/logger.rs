@@ -160,3 +160,57 @@ fn set_level_applies_to_every_handle() {
     logger.close().unwrap();
     assert_eq!(rec.snapshot().iter().map(|e| e.batch).collect::<Vec<_>>(), [Some(1)]);
 }
+
+#[test]
+fn batch_end_built_on_the_bus_thread_is_the_documented_event_in_order() {
+    let (logger, rec) = logger_with(LogLevel::Expert);
+    logger.on_epoch_start(2);
+    let before = obs_core::unix_now();
+    for b in 0..50u64 {
+        logger.on_gradient_computed("dense_0", b as f64);
+        logger.on_batch_end(b, data! { "loss" => 1.0 / (b + 1) as f64, "acc" => 0.5 });
+    }
+    let after = obs_core::unix_now();
+    logger.close().unwrap();
+    let events = rec.snapshot();
+    let ends: Vec<_> = events.iter().filter(|e| e.event_type == EventType::BatchEnd).collect();
+    assert_eq!(ends.len(), 50);
+    for (b, e) in ends.iter().enumerate() {
+        assert_eq!((e.level, e.severity), (LogLevel::Detailed, Severity::Info));
+        assert_eq!((e.epoch, e.batch), (Some(2), Some(b as u64)));
+        assert!(
+            (before..=after).contains(&e.timestamp),
+            "{} not in [{before}, {after}]",
+            e.timestamp
+        );
+        assert_eq!(e.data.len(), 1);
+        assert_eq!(
+            e.data.path(&["metrics", "loss"]).and_then(|v| v.as_f64()),
+            Some(1.0 / (b + 1) as f64)
+        );
+        assert_eq!(e.data.path(&["metrics", "acc"]).and_then(|v| v.as_f64()), Some(0.5));
+        assert!(e.layer_name.is_none() && e.message.is_empty());
+    }
+    // Gradient and batch events from one thread stay interleaved as sent.
+    let kinds: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.event_type, EventType::GradientComputed | EventType::BatchEnd))
+        .map(|e| e.event_type)
+        .collect();
+    let expected: Vec<_> =
+        (0..50).flat_map(|_| [EventType::GradientComputed, EventType::BatchEnd]).collect();
+    assert_eq!(kinds, expected);
+    // Timestamps are stamped on the training thread, so they never go backwards.
+    assert!(ends.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+    assert_eq!(logger.summary().count(EventType::BatchEnd), 50);
+}
+
+#[test]
+fn batch_end_after_close_is_rejected_and_counted() {
+    let (logger, rec) = logger_with(LogLevel::Detailed);
+    logger.close().unwrap();
+    logger.on_batch_end(0, data! { "loss" => 1.0 });
+    assert_eq!(rec.len(), 0);
+    let s = logger.summary();
+    assert_eq!((s.count(EventType::BatchEnd), s.rejected), (0, 1));
+}
