@@ -11,14 +11,18 @@
 //! `layer_forward/256x4096/f32` compares `TrainingLogger::on_layer_forward` at EXPERT (kernel,
 //! event, one channel send; no backend) with `tensor_stats` alone, interleaved the same way.
 //!
+//! After the criterion groups, `kernels/ratio/...` lines print each kernel's share of the read
+//! pass from the fastest of many interleaved calls (ReLU and sigmoid), the figure least moved by
+//! other processes on a shared machine.
+//!
 //! Contract (docs/performance.md): the AVX2 kernel reaches at least 60% of `read` on the 64 Mi
-//! case. Run: `cargo bench -p obs-benches --bench kernels -- --warm-up-time 1
+//! case (issue #16 asks 75% there and 50% on 64x256 and 256x4096). Run: `cargo bench -p obs-benches --bench kernels -- --warm-up-time 1
 //! --measurement-time 3`. Results and hardware: `docs/performance.md`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use obs_core::stats::{Kernel, tensor_stats, tensor_stats_with};
 use obs_core::{Activation, LogLevel, TensorView, TrainingLogger};
 
@@ -208,6 +212,64 @@ fn kernels(c: &mut Criterion) {
     group::<f64>(c, 16384, 4096, "64Mi");
 }
 
+/// The fastest of `rounds` interleaved calls of each function (read first, then the kernels).
+fn fastest(fs: &mut [Box<dyn FnMut() + '_>], rounds: usize) -> Vec<Duration> {
+    let mut best = vec![Duration::MAX; fs.len()];
+    for r in 0..rounds {
+        for j in 0..fs.len() {
+            let i = (j + r) % fs.len();
+            let start = Instant::now();
+            fs[i]();
+            best[i] = best[i].min(start.elapsed());
+        }
+    }
+    best
+}
+
+/// Prints each kernel's throughput as a share of the read pass, from the fastest of many
+/// interleaved calls: the minimum is what a call costs when nothing else interrupts it, so on a
+/// shared machine these ratios move less than criterion's medians. Both saturation-free (ReLU)
+/// and the most expensive activation (sigmoid).
+fn ratios<T: Elem>(rows: usize, cols: usize, label: &str) {
+    let x: Vec<T> = data(rows * cols).into_iter().map(T::from_f64).collect();
+    let shape = [rows, cols];
+    let view = T::view(&x, &shape);
+    let rounds = (200_000_000 / (rows * cols)).clamp(5, 3000);
+    for act in [Activation::Relu, Activation::Sigmoid] {
+        let kernels = Kernel::available();
+        let mut fs: Vec<Box<dyn FnMut() + '_>> = vec![Box::new(|| {
+            black_box(T::read(black_box(&x)));
+        })];
+        for &k in &kernels {
+            fs.push(Box::new(move || {
+                black_box(tensor_stats_with(k, black_box(view), act));
+            }));
+        }
+        let best = fastest(&mut fs, rounds);
+        let read = best[0].as_secs_f64();
+        let shares: Vec<String> = kernels
+            .iter()
+            .zip(&best[1..])
+            .map(|(k, t)| format!("{k} {t:?} = {:.0}%", 100.0 * read / t.as_secs_f64()))
+            .collect();
+        eprintln!(
+            "kernels/ratio/{label}/{}/{act}: read {:?}; {} of the read pass",
+            T::NAME,
+            best[0],
+            shares.join(", ")
+        );
+    }
+}
+
+fn print_ratios() {
+    ratios::<f32>(64, 256, "64x256");
+    ratios::<f64>(64, 256, "64x256");
+    ratios::<f32>(256, 4096, "256x4096");
+    ratios::<f64>(256, 4096, "256x4096");
+    ratios::<f32>(16384, 4096, "64Mi");
+    ratios::<f64>(16384, 4096, "64Mi");
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
@@ -216,4 +278,9 @@ criterion_group! {
         .measurement_time(Duration::from_secs(3));
     targets = kernels
 }
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    print_ratios();
+    Criterion::default().configure_from_args().final_summary();
+}
