@@ -158,6 +158,9 @@ fn test() -> Result<()> {
     python::provision(&mut env)?;
     browser::provision(&mut env)?;
     cargo_all_features("tests", &["test"], &[], &env)?;
+    // The `observatory` Python package: maturin builds it into the virtualenv, pytest runs
+    // its suite (which reads the logs back with the `obs` binary `cargo test` just built).
+    python::python_package_tests(&env)?;
     examples()
 }
 

@@ -6,8 +6,8 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
-/// A Python value as an event value. Numpy scalars and 0-d arrays become numbers through
-/// `item()`; other arrays become lists. Anything else is a `TypeError`.
+/// A Python value as an event value. Numpy scalars and arrays become numbers and lists through
+/// `tolist()`; any other object is recorded as its `str()`.
 pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
     to_value_depth(obj, 0)
 }
@@ -54,10 +54,9 @@ fn to_value_depth(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
         let native = obj.call_method0("tolist")?;
         return to_value_depth(&native, depth + 1);
     }
-    Err(PyTypeError::new_err(format!(
-        "cannot record a value of type {} (use numbers, strings, bools, None, lists, dicts or numpy values)",
-        obj.get_type().name()?
-    )))
+    // Anything else (an Ellipsis in a model description, an enum, a path...) is recorded as
+    // its `str()`, as `json.dumps(default=str)` would.
+    Ok(Value::Str(obj.str()?.to_cow()?.into_owned()))
 }
 
 fn dict_depth(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Data> {

@@ -6,7 +6,7 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-use crate::convert::{data_to_py, serde_to_py, to_data, to_json};
+use crate::convert::{data_to_py, serde_to_py, to_data};
 use crate::errors::IntoPy;
 
 /// A dataset array borrowed for hashing (its bytes as they are in memory, little-endian).
@@ -186,8 +186,9 @@ impl PyTrainingFingerprint {
         if d.cast::<PyDict>().is_err() {
             return Err(PyTypeError::new_err("from_dict takes a dict"));
         }
-        let json = to_json(d)?;
-        let inner = TrainingFingerprint::from_json(&json.to_string()).py_err()?;
+        // Through `Data`, which keeps the dict's order (the model hash covers the model
+        // description canonically, but the description is kept as given).
+        let inner = TrainingFingerprint::from_data(&to_data(Some(d))?).py_err()?;
         Ok(PyTrainingFingerprint { inner })
     }
 
@@ -258,7 +259,8 @@ impl PyTrainingFingerprint {
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<Self>().is_ok_and(|o| o.get().inner == self.inner)
+        // By their JSON: the fields hold floats that may be NaN (no GPU memory, say).
+        other.cast::<Self>().is_ok_and(|o| o.get().inner.to_json() == self.inner.to_json())
     }
 
     fn __repr__(&self) -> String {

@@ -1,6 +1,7 @@
 //! `LogLevel` and `TrainingLogger`: the reference's hooks and keyword names over
 //! [`obs_core::TrainingLogger`].
 
+use numpy::PyArrayMethods;
 use obs_core::{Activation, Data, Event, EventType, LogLevel, Severity, TrainingLogger};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -365,6 +366,68 @@ impl PyTrainingLogger {
         Ok(())
     }
 
+    /// Many batch ends at once: ``batches[i]`` ended with ``loss[i]`` and ``metrics[k][i]``.
+    /// Records exactly the events that ``on_batch_end(batches[i], loss=loss[i],
+    /// metrics={k: metrics[k][i]})`` would, in order, in one call (for metrics gathered on a
+    /// device or in a buffer and logged later, or replayed). Returns the number of batches.
+    #[pyo3(signature = (batches, *, loss = None, metrics = None))]
+    fn on_batch_end_many<'py>(
+        &self,
+        py: Python<'py>,
+        batches: &Bound<'py, PyAny>,
+        loss: Option<&Bound<'py, PyAny>>,
+        metrics: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<usize> {
+        let np = py.import("numpy")?;
+        let b = column(&np, batches, "int64", "batches")?;
+        let b = b.cast::<numpy::PyArray1<i64>>()?.try_readonly()?;
+        let batches = b.as_slice().map_err(|e| PyTypeError::new_err(e.to_string()))?;
+        if let Some(neg) = batches.iter().find(|&&x| x < 0) {
+            return Err(PyValueError::new_err(format!("`batches` must be >= 0, got {neg}")));
+        }
+        let n = batches.len();
+        let mut columns: Vec<(String, numpy::PyReadonlyArray1<'py, f64>)> = Vec::new();
+        if let Some(m) = metrics.filter(|m| !m.is_none()) {
+            let d = m
+                .cast::<PyDict>()
+                .map_err(|_| PyTypeError::new_err("`metrics` must be a dict of name -> array"))?;
+            for (k, v) in d.iter() {
+                let name: String = k
+                    .extract()
+                    .map_err(|_| PyTypeError::new_err("`metrics` keys must be strings"))?;
+                let a = column(&np, &v, "float64", &format!("metrics[{name:?}]"))?;
+                columns.push((name, a.cast_into::<numpy::PyArray1<f64>>()?.try_readonly()?));
+            }
+        }
+        if let Some(l) = loss.filter(|l| !l.is_none()) {
+            let a = column(&np, l, "float64", "loss")?;
+            columns
+                .push(("loss".to_owned(), a.cast_into::<numpy::PyArray1<f64>>()?.try_readonly()?));
+        }
+        let mut slices: Vec<(&str, &[f64])> = Vec::with_capacity(columns.len());
+        for (name, col) in &columns {
+            let s = col.as_slice().map_err(|e| PyTypeError::new_err(e.to_string()))?;
+            if s.len() != n {
+                return Err(PyValueError::new_err(format!(
+                    "`{name}` has {} values for {n} batches",
+                    s.len()
+                )));
+            }
+            slices.push((name.as_str(), s));
+        }
+        let logger = &self.inner;
+        py.detach(|| {
+            for (i, &batch) in batches.iter().enumerate() {
+                let mut m = Data::with_capacity(slices.len());
+                for (name, col) in &slices {
+                    m.insert((*name).to_owned(), col[i]);
+                }
+                logger.on_batch_end(batch as u64, m);
+            }
+        });
+        Ok(n)
+    }
+
     /// A layer's output (EXPERT): one pass of the statistics kernel over ``output_data`` read
     /// in place, with the GIL released. Pass ``activation="relu"`` (or ``"tanh"``,
     /// ``"sigmoid"``, ``"linear"``) so saturation and dead units are judged for it.
@@ -583,6 +646,23 @@ impl PyTrainingLogger {
     fn __repr__(&self) -> String {
         format!("TrainingLogger(level=LogLevel.{})", self.inner.level().as_str().to_uppercase())
     }
+}
+
+/// `o` as a contiguous 1-d numpy array of `dtype` (converted once if it is not one).
+fn column<'py>(
+    np: &Bound<'py, PyModule>,
+    o: &Bound<'py, PyAny>,
+    dtype: &str,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let a = np.call_method1("ascontiguousarray", (o, dtype)).map_err(|e| {
+        PyTypeError::new_err(format!("`{what}` must be a 1-d array of numbers: {e}"))
+    })?;
+    let ndim: usize = a.getattr("ndim")?.extract()?;
+    if ndim != 1 {
+        return Err(PyValueError::new_err(format!("`{what}` must be 1-d, got {ndim} dimensions")));
+    }
+    Ok(a)
 }
 
 /// What `on_weight_updated` was given.
