@@ -16,9 +16,9 @@ use obs_dashboard::DashboardExporter;
 use obs_storage::{FileNames, OpenMode, StorageConfig, StorageHandle, TieredStorage};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyList;
+use pyo3::types::{PyDict, PyList};
 
-use crate::convert::{serde_to_py, to_data};
+use crate::convert::to_data;
 use crate::errors::IntoPy;
 use crate::logger::event_to_py;
 
@@ -238,8 +238,17 @@ impl PyTieredStorage {
 
     /// What is on disk: ``{"basic": {"events", "size_bytes"}, "health": {...}, "debug":
     /// {...}, "total_events"}``.
-    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        serde_to_py(py, &self.handle.summary())
+    fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.handle.summary();
+        let d = PyDict::new(py);
+        for (name, tier) in [("basic", s.basic), ("health", s.health), ("debug", s.debug)] {
+            let t = PyDict::new(py);
+            t.set_item("events", tier.events)?;
+            t.set_item("size_bytes", tier.size_bytes)?;
+            d.set_item(name, t)?;
+        }
+        d.set_item("total_events", s.total_events)?;
+        Ok(d)
     }
 
     /// The events of ``basic.log``, as dicts (flush first to include buffered events).

@@ -156,7 +156,8 @@ def test_existing_logs_are_refused_in_new_mode_and_appended_by_default(tmp_path)
     assert again.summary()["basic"]["events"] >= 1
 
 
-def test_fingerprint_inputs():
+def test_fingerprint_inputs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside any git repository: no git state to read
     with pytest.raises(TypeError):
         TrainingFingerprint.capture(dataset=np.zeros(4, np.float16))
     with pytest.raises(TypeError):
@@ -172,7 +173,8 @@ def test_fingerprint_inputs():
     assert a.dataset_hash == b.dataset_hash and len(a.dataset_hash) == 64
 
 
-def test_gil_is_released_while_hashing():
+def test_gil_is_released_while_hashing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     import threading
     import time
 

@@ -144,3 +144,17 @@ def test_full_integration_example(namespace, capsys):
     assert os.path.getsize("logs/dash.html") > 1000
     basic = [json.loads(line) for line in open("logs/basic.log")]
     assert [e["event_type"] for e in basic].count("epoch_end") == 20
+
+
+def test_readme_and_guide_examples_run(tmp_path, monkeypatch, capsys):
+    """The Python examples of README.md and docs/python.md run as printed."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "..")
+    monkeypatch.chdir(tmp_path)
+    for doc in ("README.md", os.path.join("docs", "python.md")):
+        with open(os.path.join(root, doc), encoding="utf-8") as f:
+            blocks = re.findall(r"```python\n(.*?)```", f.read(), re.S)
+        assert blocks, doc
+        for block in blocks:
+            exec(compile(block, doc, "exec"), {})
+    out = capsys.readouterr().out
+    assert out.count("critical NaN/Inf detected in loss!") == 2

@@ -53,7 +53,8 @@ def train(mlp, x, y, logger, warnings, summarizer, epochs=8, batch=32, lr=0.2, a
     return losses, acc
 
 
-def test_training_loop_end_to_end(tmp_path, mlp, data, obs_bin):
+def test_training_loop_end_to_end(tmp_path, mlp, data, obs_bin, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     x, y = data
     logs = tmp_path / "logs"
     storage = TieredStorage(base_dir=str(logs), mode="new")
