@@ -11,6 +11,9 @@ fi
 if ! "$venv/bin/python" -c "import importlib.metadata as m; assert m.version('neurogebra') == '2.5.11'" 2>/dev/null; then
     "$venv/bin/pip" install --disable-pip-version-check --quiet neurogebra==2.5.11 numpy maturin==1.16.0
 fi
-VIRTUAL_ENV="$venv" "$venv/bin/python" -m maturin develop --release --quiet \
-    --manifest-path "$root/crates/obs-python/Cargo.toml"
+wheels="$root/target/wheels/peer"
+rm -rf "$wheels"
+VIRTUAL_ENV="$venv" "$venv/bin/python" -m maturin build --release --quiet --interpreter "$venv/bin/python" \
+    --manifest-path "$root/crates/obs-python/Cargo.toml" --out "$wheels"
+"$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps --force-reinstall "$wheels"/*.whl
 exec "$venv/bin/python" "$root/benches/python/peer.py" "$@"

@@ -123,16 +123,40 @@ pub(crate) fn python_package_tests(env: &[(String, String)]) -> Result<()> {
         .context("OBS_PYTHON is not inside a virtualenv")?
         .to_path_buf();
     let manifest = root.join("crates").join("obs-python").join("Cargo.toml");
+    // A wheel installed into the virtualenv (not an editable install, which would leave the
+    // extension module in the source tree).
+    let wheels = root.join("target").join("wheels").join("obs-python");
+    let _ = std::fs::remove_dir_all(&wheels);
     let status = Command::new(&python)
-        .args(["-m", "maturin", "develop", "--quiet", "--manifest-path", &path_str(&manifest)?])
+        .args(["-m", "maturin", "build", "--quiet", "--profile", "dev", "--interpreter"])
+        .arg(&python)
+        .args(["--manifest-path", &path_str(&manifest)?, "--out", &path_str(&wheels)?])
         .env("VIRTUAL_ENV", &venv)
         .current_dir(&root)
         .status()
         .context("could not run maturin")?;
-    eprintln!("==> build the observatory wheel: maturin develop ({status})");
+    eprintln!("==> build the observatory wheel: maturin build ({status})");
     if !status.success() {
-        bail!("maturin develop failed ({status})");
+        bail!("maturin build failed ({status})");
     }
+    let wheel = std::fs::read_dir(&wheels)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .context("maturin built no wheel")?;
+    run(
+        "install the observatory wheel",
+        &python,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--force-reinstall",
+            &path_str(&wheel)?,
+        ],
+    )?;
     let tests = root.join("crates").join("obs-python").join("tests");
     // The Rust `obs` binary for the tests that read the logs back with `obs summary`.
     let obs = root.join("target").join("debug").join(if cfg!(windows) { "obs.exe" } else { "obs" });
