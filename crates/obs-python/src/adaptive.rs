@@ -275,6 +275,7 @@ impl PyAdaptiveLogger {
     #[pyo3(signature = (layer_index, layer_name, *, grad_output = None, grad_weights = None, **extra))]
     fn on_layer_backward(
         &mut self,
+        py: Python<'_>,
         layer_index: i64,
         layer_name: &str,
         grad_output: Option<&Bound<'_, PyAny>>,
@@ -292,10 +293,10 @@ impl PyAdaptiveLogger {
             };
         let arr = Array::extract(g, what)?;
         let view = arr.view(what)?;
-        // The kernel pass is inside the logger; the GIL stays held for it because the logger
-        // is borrowed mutably from Python (one pass, as fast as numpy's own norm).
-        self.inner
-            .on_layer_backward(index, layer_name, view)
+        // The kernel pass runs inside the logger, with the GIL released (the logger stays
+        // borrowed: another thread calling it meanwhile gets a RuntimeError, not a race).
+        let inner = &mut self.inner;
+        py.detach(|| inner.on_layer_backward(index, layer_name, view))
             .map_err(|e| crate::array::tensor_error(e, what))?;
         Ok(())
     }
@@ -336,8 +337,8 @@ impl PyAdaptiveLogger {
             }
             WeightUpdate::Arrays { new, norm } => {
                 let view = new.view("new_value")?;
-                self.inner
-                    .on_weight_updated(index, param_name, view, Some(norm))
+                let inner = &mut self.inner;
+                py.detach(|| inner.on_weight_updated(index, param_name, view, Some(norm)))
                     .map_err(|e| crate::array::tensor_error(e, "new_value"))?;
             }
         }
