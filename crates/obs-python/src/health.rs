@@ -293,7 +293,8 @@ fn list_of(py: Python<'_>, warnings: Vec<HealthWarning>) -> PyResult<Bound<'_, P
 }
 
 /// Per-layer `activation_stats` entries: a dict of numbers (``zeros_pct``, ``dead_units_pct``,
-/// ``saturation_pct``, ``non_finite``, ``activation_type``) or the layer's output array.
+/// ``saturation_pct``, ``non_finite``, ``activation_type``), a dict with the layer's ``output``
+/// array and its ``activation_type``, or the output array alone.
 pub(crate) fn activation_entries(
     py: Python<'_>,
     obj: Option<&Bound<'_, PyAny>>,
@@ -302,7 +303,7 @@ pub(crate) fn activation_entries(
     let d = o.cast::<PyDict>().map_err(|_| {
         PyTypeError::new_err("`activation_stats` must be a dict of layer name -> stats")
     })?;
-    let mut out = Vec::with_capacity(d.len());
+    let mut out_stats = Vec::with_capacity(d.len());
     for (k, v) in d.iter() {
         let name: String = k
             .cast::<PyString>()
@@ -316,6 +317,12 @@ pub(crate) fn activation_entries(
                     Some(a) => activation_arg(Some(&a))?,
                     None => Activation::None,
                 };
+                if let Some(out) = s.get_item("output")? {
+                    // The layer's output itself, reduced in place for `act`.
+                    let stats = tensor_stats_arg(py, &out, &what, act)?;
+                    out_stats.push((name, ActivationStats::from(stats)));
+                    continue;
+                }
                 let num = |key: &str| -> PyResult<Option<f64>> {
                     match s.get_item(key)? {
                         Some(x) if !x.is_none() => x.extract::<f64>().map(Some).map_err(|_| {
@@ -341,9 +348,9 @@ pub(crate) fn activation_entries(
             }
             Err(_) => ActivationStats::from(tensor_stats_arg(py, &v, &what, Activation::None)?),
         };
-        out.push((name, stats));
+        out_stats.push((name, stats));
     }
-    Ok(out)
+    Ok(out_stats)
 }
 
 fn weight_entries(
@@ -385,10 +392,10 @@ impl PyAutoHealthWarnings {
 
     /// Runs the batch rules; returns the warnings that fired (a list, often empty).
     /// ``gradient_norms`` and ``weight_deltas`` map layer names to floats;
-    /// ``activation_stats`` maps them to dicts (``zeros_pct``, ``dead_units_pct``,
-    /// ``saturation_pct``, ``activation_type``) or to the output arrays themselves (reduced in
-    /// place); ``weight_stats`` to dicts (``mean``, ``std``, ``min``, ``max``) or weight
-    /// arrays.
+    /// ``activation_stats`` maps them to dicts of numbers (``zeros_pct``, ``dead_units_pct``,
+    /// ``saturation_pct``, ``activation_type``), to ``{"output": array, "activation_type":
+    /// "relu"}`` (the array is reduced in place) or to the output arrays alone;
+    /// ``weight_stats`` to dicts (``mean``, ``std``, ``min``, ``max``) or weight arrays.
     #[pyo3(signature = (*, epoch = None, batch = None, loss = None, gradient_norms = None, weight_stats = None, activation_stats = None, weight_deltas = None))]
     #[allow(clippy::too_many_arguments)]
     fn check_batch<'py>(

@@ -197,3 +197,16 @@ def test_gil_is_released_while_hashing(tmp_path, monkeypatch):
     t.join()
     # The ticker kept running during the captures.
     assert len(ticks) - before > 5
+
+
+def test_activation_stats_take_output_arrays_in_place():
+    w = AutoHealthWarnings()
+    dead = np.zeros((32, 16), np.float32)
+    found = w.check_batch(epoch=0, batch=0, activation_stats={"dense_0": {"output": dead, "activation_type": "relu"}})
+    assert [f.rule_name for f in found] == ["dead_relu"]
+    assert found[0].layer_name == "dense_0" and "100.0% dead units" in found[0].message
+    # Units (not elements) decide: half the elements zero, every unit alive somewhere.
+    healthy = np.tile(np.array([[0.0, 1.0], [1.0, 0.0]], np.float32), (16, 8))
+    assert w.check_batch(epoch=0, batch=1, activation_stats={"dense_1": {"output": healthy, "activation": "relu"}}) == []
+    with pytest.raises(TypeError):
+        w.check_batch(activation_stats={"dense_0": {"output": "zeros", "activation_type": "relu"}})
