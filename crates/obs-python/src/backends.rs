@@ -196,6 +196,9 @@ pub(crate) struct PyTieredStorage {
 impl PyTieredStorage {
     #[new]
     #[allow(clippy::too_many_arguments)]
+    #[pyo3(
+        text_signature = "(base_dir='./training_logs', basic_filename='basic.log', health_filename='health.log', debug_filename='debug.log', write_debug=True, buffer_size=50, *, mode='append')"
+    )]
     #[pyo3(signature = (base_dir = "./training_logs".into(), basic_filename = "basic.log", health_filename = "health.log", debug_filename = "debug.log", write_debug = true, buffer_size = 50, *, mode = "append"))]
     fn new(
         py: Python<'_>,
@@ -300,6 +303,7 @@ pub(crate) struct PyDashboardExporter {
 #[pymethods]
 impl PyDashboardExporter {
     #[new]
+    #[pyo3(text_signature = "(path='training_logs/dashboard.html')")]
     #[pyo3(signature = (path = "training_logs/dashboard.html".into()))]
     fn new(path: PathBuf) -> PyResult<Self> {
         if path.as_os_str().is_empty() {
@@ -346,6 +350,7 @@ pub(crate) struct PyTensorBoardBridge {
 #[pymethods]
 impl PyTensorBoardBridge {
     #[new]
+    #[pyo3(text_signature = "(log_dir='./tb_logs')")]
     #[pyo3(signature = (log_dir = "./tb_logs".into()))]
     fn new(py: Python<'_>, log_dir: PathBuf) -> PyResult<Self> {
         let bridge = py.detach(|| TensorBoardBridge::create(&log_dir)).py_err()?;

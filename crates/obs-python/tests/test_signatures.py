@@ -92,3 +92,11 @@ def test_docstrings_are_real():
             continue
         assert obj.__doc__ and len(obj.__doc__) > 40, name
     assert "output_data" in observatory.TrainingLogger.__doc__
+
+
+def test_defaults_read_like_the_reference():
+    sig = inspect.signature(observatory.TieredStorage)
+    assert sig.parameters["base_dir"].default == "./training_logs"
+    assert sig.parameters["buffer_size"].default == 50
+    assert inspect.signature(observatory.DashboardExporter).parameters["path"].default == "training_logs/dashboard.html"
+    assert inspect.signature(observatory.TensorBoardBridge).parameters["log_dir"].default == "./tb_logs"
