@@ -163,3 +163,23 @@ def test_on_batch_end_many_writes_the_events_of_single_calls(tmp_path):
     with pytest.raises(ValueError):
         lg.on_batch_end_many(np.array([-1, 0]))
     lg.close()
+
+
+def test_backends_at_construction_and_context_manager(tmp_path):
+    storage = TieredStorage(base_dir=str(tmp_path / "a"), mode="new")
+    dashboard = DashboardExporter(path=str(tmp_path / "d.html"))
+    with TrainingLogger(level=LogLevel.BASIC, backends=[storage, dashboard]) as lg:
+        assert lg.level == LogLevel.BASIC
+        lg.on_train_start(total_epochs=1, total_samples=10, batch_size=5)
+        lg.on_epoch_start(0)
+        lg.on_epoch_end(0, metrics={"loss": 0.3})
+        lg.on_train_end(final_metrics={"loss": 0.3})
+        assert dashboard.save().endswith("d.html")
+    (start, *_rest) = storage.read_basic()
+    assert start["event_type"] == "train_start"
+    assert start["data"]["total_samples"] == 10 and start["data"]["batch_size"] == 5
+    assert storage.summary()["basic"]["events"] == 4
+    import pytest
+
+    with pytest.raises(TypeError, match="add_backend takes"):
+        TrainingLogger().add_backend(object())
