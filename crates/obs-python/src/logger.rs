@@ -275,7 +275,7 @@ impl PyTrainingLogger {
         Ok(())
     }
 
-    /// An epoch (0-based) begins.
+    /// An epoch (0-based) begins. Extra keywords are accepted and not recorded.
     #[pyo3(signature = (epoch, **extra))]
     fn on_epoch_start(&self, epoch: i64, extra: Option<&Bound<'_, PyDict>>) -> PyResult<()> {
         let _ = kwargs_data(extra)?;
@@ -299,8 +299,9 @@ impl PyTrainingLogger {
         Ok(())
     }
 
-    /// A batch (0-based within the epoch) begins. ``X_batch`` and ``y_batch`` are accepted for
-    /// the reference's signature; their shapes are recorded.
+    /// A batch (0-based within the epoch) begins (DETAILED). ``epoch``, ``X_batch``,
+    /// ``y_batch`` and extra keywords are accepted for the reference's signature and not
+    /// recorded (the epoch comes from ``on_epoch_start``).
     #[pyo3(signature = (batch, *, epoch = None, X_batch = None, y_batch = None, **extra))]
     #[allow(non_snake_case)]
     fn on_batch_start(
@@ -429,7 +430,9 @@ impl PyTrainingLogger {
     }
 
     /// A layer's output (EXPERT): one pass of the statistics kernel over ``output_data`` read
-    /// in place, with the GIL released. Pass ``activation="relu"`` (or ``"tanh"``,
+    /// in place, with the GIL released; ``input_data``, ``weights`` and ``bias`` are accepted for
+    /// the reference's signature and not reduced. ``formula`` and extra keywords are recorded in
+    /// the event's data. Pass ``activation="relu"`` (or ``"tanh"``,
     /// ``"sigmoid"``, ``"linear"``) so saturation and dead units are judged for it.
     #[pyo3(signature = (layer_index, layer_name, *, input_data = None, output_data = None, weights = None, bias = None, formula = "", **extra))]
     #[allow(clippy::too_many_arguments)]
