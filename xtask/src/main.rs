@@ -4,6 +4,7 @@
 //!   benchmark, docs).
 //! - `test`: the test suite and the examples.
 //! - `detect`: the labelled detection benchmark; fails when a held-out target is missed.
+//! - `python`: only the `observatory` Python package's pytest suite (part of `test`).
 //! - `bench [crate]`: the criterion benchmarks, all or those of one crate.
 //! - `release prepare <version>` | `release check` | `release publish [--dry-run]`.
 
@@ -23,6 +24,7 @@ fn main() -> Result<()> {
         ["ci"] => ci(),
         ["test"] => test(),
         ["detect"] => detect(),
+        ["python"] => python_tests(),
         ["bench"] => bench(None),
         ["bench", name] => bench(Some(name)),
         ["release", "prepare", version] => release::prepare(version),
@@ -31,7 +33,7 @@ fn main() -> Result<()> {
         ["release", "publish", "--dry-run"] => release::publish(true),
         _ => {
             eprintln!(
-                "usage: cargo xtask <ci | test | detect | bench [crate] | release prepare <version> | \
+                "usage: cargo xtask <ci | test | detect | python | bench [crate] | release prepare <version> | \
                  release check | release publish [--dry-run]>"
             );
             bail!("unknown command {args:?}")
@@ -158,7 +160,19 @@ fn test() -> Result<()> {
     python::provision(&mut env)?;
     browser::provision(&mut env)?;
     cargo_all_features("tests", &["test"], &[], &env)?;
+    // The `observatory` Python package: maturin builds it into the virtualenv, pytest runs
+    // its suite (which reads the logs back with the `obs` binary `cargo test` just built).
+    python::python_package_tests(&env)?;
     examples()
+}
+
+/// The `observatory` Python package's tests alone: provisions the virtualenv, builds `obs`
+/// (the suite reads logs back with it), builds and installs the wheel, runs pytest.
+fn python_tests() -> Result<()> {
+    let mut env = Vec::new();
+    python::provision(&mut env)?;
+    run("build obs", "cargo", &["build", "--quiet", "-p", "obs-cli"], &[])?;
+    python::python_package_tests(&env)
 }
 
 /// The labelled detection benchmark (`crates/obs-detect`): trains every run, scores both rule

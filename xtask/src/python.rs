@@ -1,9 +1,12 @@
-//! Provisioning of the Python tools that check our bridge files (owned by the bridges work).
+//! Provisioning of the Python side: the tools that check our bridge files, and the
+//! `observatory` Python package (crates/obs-python) with its pytest suite.
 //!
 //! The bridge tests read what `obs-bridges` wrote with the real `tensorboard` and `wandb`
 //! packages. They live in a virtualenv at `target/obs-venv`, created with `python3 -m venv`
 //! and filled from PyPI with pinned versions the first time; later runs find them installed
-//! and skip pip entirely. The tests get the interpreter as `OBS_PYTHON`.
+//! and skip pip entirely. The tests get the interpreter as `OBS_PYTHON`. The same virtualenv
+//! holds numpy, pytest and maturin, which builds the `observatory` wheel into it for
+//! [`python_package_tests`].
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +15,15 @@ use anyhow::{Context, Result, bail};
 
 /// The packages the checkers import, pinned to the versions the formats were verified with
 /// (`shared/FORMATS.md`).
-const PACKAGES: [(&str, &str); 2] = [("tensorboard", "2.21.0"), ("wandb", "0.31.0")];
+/// numpy, pytest and maturin serve the `observatory` package: its dependency, its test runner
+/// and its build backend.
+const PACKAGES: [(&str, &str); 5] = [
+    ("tensorboard", "2.21.0"),
+    ("wandb", "0.31.0"),
+    ("numpy", "2.4.6"),
+    ("pytest", "9.2.0"),
+    ("maturin", "1.16.0"),
+];
 
 /// Makes the Python checkers available to the tests, adding the environment variables the tests
 /// read to `env`.
@@ -85,6 +96,79 @@ fn run(what: &str, program: &Path, args: &[&str]) -> Result<()> {
         .with_context(|| format!("could not run {}", program.display()))?;
     if !status.success() {
         bail!("{what} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Builds the `observatory` wheel into the virtualenv with maturin and runs its pytest suite
+/// (`crates/obs-python/tests`). The interpreter comes from `env` (`OBS_PYTHON`, set by
+/// [`provision`]). Without one this skips with a warning locally and fails under `CI=true`.
+///
+/// The wheel is built with the dev profile: the suite checks behaviour, not speed, and the
+/// release build of the whole dependency tree would cost CI minutes (`benches/python/peer.py`
+/// builds its own release wheel).
+pub(crate) fn python_package_tests(env: &[(String, String)]) -> Result<()> {
+    let python = env.iter().find(|(k, _)| k == "OBS_PYTHON").map(|(_, v)| PathBuf::from(v));
+    let Some(python) = python else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            bail!("no Python virtualenv for the observatory package tests (see the warning above)");
+        }
+        eprintln!("warning: skipping the observatory Python package tests: no virtualenv");
+        return Ok(());
+    };
+    let root = super::project_root();
+    let venv = python
+        .parent()
+        .and_then(Path::parent)
+        .context("OBS_PYTHON is not inside a virtualenv")?
+        .to_path_buf();
+    let manifest = root.join("crates").join("obs-python").join("Cargo.toml");
+    // A wheel installed into the virtualenv (not an editable install, which would leave the
+    // extension module in the source tree).
+    let wheels = root.join("target").join("wheels").join("obs-python");
+    let _ = std::fs::remove_dir_all(&wheels);
+    let status = Command::new(&python)
+        .args(["-m", "maturin", "build", "--quiet", "--profile", "dev", "--interpreter"])
+        .arg(&python)
+        .args(["--manifest-path", &path_str(&manifest)?, "--out", &path_str(&wheels)?])
+        .env("VIRTUAL_ENV", &venv)
+        .current_dir(&root)
+        .status()
+        .context("could not run maturin")?;
+    eprintln!("==> build the observatory wheel: maturin build ({status})");
+    if !status.success() {
+        bail!("maturin build failed ({status})");
+    }
+    let wheel = std::fs::read_dir(&wheels)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .context("maturin built no wheel")?;
+    run(
+        "install the observatory wheel",
+        &python,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--force-reinstall",
+            &path_str(&wheel)?,
+        ],
+    )?;
+    let tests = root.join("crates").join("obs-python").join("tests");
+    // The Rust `obs` binary for the tests that read the logs back with `obs summary`.
+    let obs = root.join("target").join("debug").join(if cfg!(windows) { "obs.exe" } else { "obs" });
+    let status = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", &path_str(&tests)?])
+        .env("OBS_BIN", &obs)
+        .current_dir(&root)
+        .status()
+        .context("could not run pytest")?;
+    eprintln!("==> observatory Python package tests: pytest ({status})");
+    if !status.success() {
+        bail!("the observatory Python package tests failed ({status})");
     }
     Ok(())
 }

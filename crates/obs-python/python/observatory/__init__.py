@@ -1,0 +1,49 @@
+"""Observatory: observe neural-network training runs with a Rust engine.
+
+The classes and hook signatures are those of the neurogebra reference's Observatory Pro, so a
+training loop written for it changes only its import lines::
+
+    from observatory import TrainingLogger, LogLevel, AdaptiveLogger, AnomalyConfig
+    from observatory import AutoHealthWarnings, WarningConfig, EpochSummarizer
+    from observatory import TieredStorage, DashboardExporter, TrainingFingerprint
+
+numpy arrays are read in place (C-contiguous float32/float64), the GIL is released while the
+statistics kernels, hashing and file I/O run, and errors are raised as ``ValueError``,
+``TypeError`` or ``OSError``.
+"""
+
+from observatory._native import (
+    AdaptiveLogger,
+    AnomalyConfig,
+    AutoHealthWarnings,
+    DashboardExporter,
+    EpochSummarizer,
+    EpochSummary,
+    HealthWarning,
+    LogLevel,
+    TensorBoardBridge,
+    TieredStorage,
+    TrainingFingerprint,
+    TrainingLogger,
+    WandBBridge,
+    WarningConfig,
+    __version__,
+)
+
+__all__ = [
+    "AdaptiveLogger",
+    "AnomalyConfig",
+    "AutoHealthWarnings",
+    "DashboardExporter",
+    "EpochSummarizer",
+    "EpochSummary",
+    "HealthWarning",
+    "LogLevel",
+    "TensorBoardBridge",
+    "TieredStorage",
+    "TrainingFingerprint",
+    "TrainingLogger",
+    "WandBBridge",
+    "WarningConfig",
+    "__version__",
+]
