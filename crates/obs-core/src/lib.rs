@@ -3,6 +3,7 @@
 mod backend;
 pub mod bus;
 mod event;
+mod json;
 mod level;
 mod logger;
 pub mod stats;

@@ -228,9 +228,7 @@ impl TieredStorage {
                 .field(APPEND_BOUNDARY_KEY, "append")
                 .field("previous_size_bytes", counters.bytes.load(Ordering::Relaxed));
             boundary.data.insert("pid", std::process::id());
-            boundary
-                .write_ndjson(&mut slot.buf)
-                .map_err(|e| StorageError::Encode(e.to_string()))?;
+            boundary.encode_ndjson(&mut slot.buf);
             slot.buf_events += 1;
             slot.flush(counters)?;
         }
@@ -248,10 +246,7 @@ impl TieredStorage {
             return Err(StorageError::Lost { tier, count: 1, path: slot.path.clone() });
         }
         let start = slot.buf.len();
-        if let Err(e) = event.write_ndjson(&mut slot.buf) {
-            slot.buf.truncate(start);
-            return Err(StorageError::Encode(e.to_string()));
-        }
+        event.encode_ndjson(&mut slot.buf);
         slot.buf_events += 1;
         if let Some(limit) = self.config.rotate_bytes {
             let before = slot.segment_bytes + start as u64;
