@@ -229,3 +229,50 @@ fn flush_timeout_reports_a_stuck_backend() {
     logger.flush().unwrap();
     assert_eq!(rec.len(), 1);
 }
+
+#[test]
+fn events_handed_back_for_freeing_are_delivered_first_from_every_thread() {
+    // The bus thread hands written events back to the senders in batches; nothing about that
+    // may change what the backends see, from one thread or several, with flushes in between.
+    let logger = TrainingLogger::new(LogLevel::Expert).unwrap();
+    let rec = Recorder::default();
+    logger.add_backend(rec.clone()).unwrap();
+    logger.on_epoch_start(0);
+    std::thread::scope(|s| {
+        for t in 0..3u64 {
+            let logger = logger.clone();
+            s.spawn(move || {
+                for i in 0..2_000u64 {
+                    let name = format!("layer_{t}_{i}");
+                    logger.on_gradient_computed(&name, i as f64);
+                    if i % 500 == 0 {
+                        logger.flush().unwrap();
+                    }
+                }
+            });
+        }
+    });
+    // A sender that stops: the handed-back batches wait, bounded, and close frees them.
+    for b in 0..1_000u64 {
+        logger.on_batch_end(b, data! { "loss" => b as f64, "tag" => format!("b{b}") });
+    }
+    let report = logger.close().unwrap();
+    let events = rec.snapshot();
+    assert_eq!(report.backends[0].events as usize, events.len());
+    for t in 0..3u64 {
+        let mine: Vec<f64> = events
+            .iter()
+            .filter(|e| {
+                e.layer_name.as_deref().is_some_and(|n| n.starts_with(&format!("layer_{t}_")))
+            })
+            .map(|e| e.data.get_f64("grad_norm").unwrap())
+            .collect();
+        assert_eq!(mine, (0..2_000).map(|i| i as f64).collect::<Vec<_>>(), "thread {t}");
+    }
+    let ends: Vec<_> = events.iter().filter(|e| e.event_type == EventType::BatchEnd).collect();
+    assert_eq!(ends.len(), 1_000);
+    for (b, e) in ends.iter().enumerate() {
+        let tag = e.data.path(&["metrics", "tag"]).and_then(|v| v.as_str().map(str::to_owned));
+        assert_eq!(tag, Some(format!("b{b}")));
+    }
+}
