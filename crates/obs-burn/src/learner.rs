@@ -52,6 +52,19 @@ fn epoch_value(entries: &[NumericEntry]) -> Option<f64> {
     (n > 0).then(|| sum / n as f64)
 }
 
+/// Whether a train update is a step's: burn also sends one at the end of each epoch, with
+/// the epoch's final values (`NumericEntry::Final`) only; an update with no numeric entry
+/// carries nothing to record.
+fn is_step(update: &MetricsUpdate) -> bool {
+    !update.entries_numeric.is_empty()
+        && !update.entries_numeric.iter().all(|n| {
+            matches!(
+                NumericEntry::deserialize(&n.entry.serialized_entry.serialized),
+                Ok(NumericEntry::Final(_))
+            ) || matches!(n.numeric_entry, Some(NumericEntry::Final(_)))
+        })
+}
+
 /// Ends the epoch the `Learner` is in, if any: the train loss and the validation metrics
 /// are the epoch values burn would compute from the entries it logged.
 pub(crate) fn close_open_epoch(core: &mut Core) {
@@ -85,7 +98,9 @@ pub(crate) fn close_open_epoch(core: &mut Core) {
 /// `SupervisedTraining::with_metric_logger(session.metric_logger())` and the `Learner` writes
 /// through the session's pipeline.
 ///
-/// - Each **train** update is one step: the batch values of every numeric metric (burn's
+/// - Each **train** update is one step (burn's end-of-epoch update, with final values
+///   only, is not; a `Learner` needs at least one numeric train metric, `LossMetric`, for
+///   its steps to be seen): the batch values of every numeric metric (burn's
 ///   `Loss` becomes `loss`, `Learning Rate` becomes `learning_rate`: lower case, `_` for
 ///   spaces and punctuation) go to the adaptive logger's `batch_end`, the health rules and
 ///   the epoch summaries, together with what the model's [`crate::Probe`] measured during
@@ -165,7 +180,7 @@ impl MetricLogger for ObservatoryLogger {
                 }
             }
         }
-        if *split == Split::Train {
+        if *split == Split::Train && is_step(&update) {
             self.train_step(&update, epoch);
         }
     }
