@@ -1,4 +1,5 @@
 //! Integration tests of obs-burn: real burn training, observed.
 
+mod errors;
 mod support;
 mod training;

@@ -117,7 +117,12 @@ impl Mlp {
                 None => l,
             }
         };
-        Mlp { dense_0: layer(4, 16), dense_1: layer(16, 16), out: LinearConfig::new(16, 3).init(device), probe }
+        Mlp {
+            dense_0: layer(4, 16),
+            dense_1: layer(16, 16),
+            out: LinearConfig::new(16, 3).init(device),
+            probe,
+        }
     }
 
     fn forward(&self, x: Tensor<2>, observe: bool) -> Tensor<2> {
@@ -232,7 +237,12 @@ impl Outcome {
             .steps
             .iter()
             .flat_map(|s| s.warnings.iter().map(|w| w.rule_name.clone()))
-            .chain(self.report.epochs.iter().flat_map(|e| e.warnings.iter().map(|w| w.rule_name.clone())))
+            .chain(
+                self.report
+                    .epochs
+                    .iter()
+                    .flat_map(|e| e.warnings.iter().map(|w| w.rule_name.clone())),
+            )
             .collect();
         rules.dedup();
         rules
