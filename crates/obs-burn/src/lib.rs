@@ -17,3 +17,8 @@ pub use session::{
 pub use tensors::{
     ParamSnapshot, device_name, grad_norms, host_stats, is_host_device, param_names, with_host_view,
 };
+
+/// `docs/burn.md`, compiled and run as doctests so the guide cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/burn.md")]
+mod guide {}
