@@ -156,6 +156,43 @@ struct GradSquares<'g> {
     grads: &'g GradientsParams,
     names: Vec<Arc<str>>,
     sums: Vec<Tensor<1>>,
+    /// Norms already computed on the host, by position in `names`.
+    host: Vec<(usize, f64)>,
+    error: Option<Error>,
+}
+
+/// The sum of squares of `t`'s elements, read from host memory (one copy, then one pass with
+/// eight `f64` accumulators), for tensors of a CPU backend.
+fn host_sum_squares<const D: usize>(name: &str, t: &Tensor<D>) -> Result<f64> {
+    let data = t.try_to_data_as::<f32>().map_err(|e| Error::read(name, e))?;
+    let v = data.as_slice::<f32>().map_err(|e| Error::read(name, format!("{e:?}")))?;
+    Ok(sum_squares(v))
+}
+
+fn sum_squares(v: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = v.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += f64::from(*x) * f64::from(*x);
+        }
+    }
+    acc.iter().sum::<f64>() + rest.iter().map(|x| f64::from(*x) * f64::from(*x)).sum::<f64>()
+}
+
+fn diff_squares(a: &[f32], b: &[f32]) -> f64 {
+    let mut acc = [0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            let d = f64::from(x[i]) - f64::from(y[i]);
+            acc[i] += d * d;
+        }
+    }
+    let tail: f64 = ra.iter().zip(rb).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum();
+    acc.iter().sum::<f64>() + tail
 }
 
 impl ModuleVisitor for GradSquares<'_> {
@@ -169,8 +206,18 @@ impl ModuleVisitor for GradSquares<'_> {
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.get::<D>(param.id) {
-            self.names.push(self.path.name());
-            self.sums.push(g.powi_scalar(2).sum().reshape([1]));
+            let name = self.path.name();
+            if is_host_device(&g.device()) && g.dtype() != DType::F64 {
+                match host_sum_squares(&name, &g) {
+                    Ok(sum) => self.host.push((self.names.len(), sum.sqrt())),
+                    Err(e) => {
+                        self.error.get_or_insert(e);
+                    }
+                }
+            } else {
+                self.sums.push(g.powi_scalar(2).sum().reshape([1]));
+            }
+            self.names.push(name);
         }
     }
 }
@@ -188,8 +235,9 @@ fn roots(name: &str, sums: Vec<Tensor<1>>) -> Result<Vec<f64>> {
 }
 
 /// The L2 norm of each parameter's gradient in `grads`, by dotted name (parameters without a
-/// gradient are left out). Each norm is reduced on the gradient's device and the scalars come
-/// back in one copy.
+/// gradient are left out). On a GPU each norm is reduced on the gradient's device and the
+/// scalars come back in one copy; on a CPU backend the gradient is read from host memory and
+/// reduced in one pass (burn's tensor ops would allocate a temporary per operation).
 ///
 /// # Errors
 /// [`Error::Read`] when burn cannot read the reduced values.
@@ -213,11 +261,33 @@ fn roots(name: &str, sums: Vec<Tensor<1>>) -> Result<Vec<f64>> {
 /// # Ok::<(), obs_burn::Error>(())
 /// ```
 pub fn grad_norms<M: Module>(module: &M, grads: &GradientsParams) -> Result<Vec<(Arc<str>, f64)>> {
-    let mut visitor =
-        GradSquares { path: Path::default(), grads, names: Vec::new(), sums: Vec::new() };
+    let mut visitor = GradSquares {
+        path: Path::default(),
+        grads,
+        names: Vec::new(),
+        sums: Vec::new(),
+        host: Vec::new(),
+        error: None,
+    };
     module.visit(&mut visitor);
-    let norms = roots("gradients", visitor.sums)?;
-    Ok(visitor.names.into_iter().zip(norms).collect())
+    if let Some(e) = visitor.error {
+        return Err(e);
+    }
+    let mut device = roots("gradients", visitor.sums)?.into_iter();
+    let mut host = visitor.host.into_iter().peekable();
+    let mut out = Vec::with_capacity(visitor.names.len());
+    for (i, name) in visitor.names.into_iter().enumerate() {
+        let norm = match host.peek() {
+            Some((j, n)) if *j == i => {
+                let n = *n;
+                host.next();
+                n
+            }
+            _ => device.next().unwrap_or(f64::NAN),
+        };
+        out.push((name, norm));
+    }
+    Ok(out)
 }
 
 /// The parameters of a module before an optimiser step, to measure the step's update.
@@ -265,7 +335,9 @@ impl ModuleVisitor for Take<'_> {
 struct UpdateSquares<'s> {
     snapshot: &'s ParamSnapshot,
     found: Vec<(ParamId, Tensor<1>)>,
+    host: Vec<(ParamId, f64)>,
     mismatched: Option<Arc<str>>,
+    error: Option<Error>,
 }
 
 impl ModuleVisitor for UpdateSquares<'_> {
@@ -277,7 +349,30 @@ impl ModuleVisitor for UpdateSquares<'_> {
             return;
         }
         let after = after.flatten::<1>(0, D.saturating_sub(1));
-        let before = saved.flat.clone().to_device(&after.device());
+        let device = after.device();
+        if is_host_device(&device)
+            && is_host_device(&saved.flat.device())
+            && after.dtype() != DType::F64
+        {
+            let read =
+                |t: &Tensor<1>| t.try_to_data_as::<f32>().map_err(|e| Error::read(&saved.name, e));
+            let result = read(&after).and_then(|a| {
+                let b = read(&saved.flat)?;
+                let (a, b) = (a.as_slice::<f32>(), b.as_slice::<f32>());
+                match (a, b) {
+                    (Ok(a), Ok(b)) => Ok(diff_squares(a, b)),
+                    _ => Err(Error::read(&saved.name, "not f32 data")),
+                }
+            });
+            match result {
+                Ok(sum) => self.host.push((param.id, sum.sqrt())),
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
+            }
+            return;
+        }
+        let before = saved.flat.clone().to_device(&device);
         self.found.push((param.id, (after - before).powi_scalar(2).sum().reshape([1])));
     }
 }
@@ -301,8 +396,9 @@ impl ParamSnapshot {
     }
 
     /// The L2 norm of each parameter's change between the snapshot and `after` (the module
-    /// the optimiser returned), by dotted name in the snapshot's order. Each difference is
-    /// reduced on its device, the scalars come back in one copy. Parameters of `after` that
+    /// the optimiser returned), by dotted name in the snapshot's order. On a GPU each
+    /// difference is reduced on its device and the scalars come back in one copy; on a CPU
+    /// backend both values are read from host memory and reduced in one fused pass. Parameters of `after` that
     /// the snapshot does not hold are left out.
     ///
     /// # Errors
@@ -323,8 +419,17 @@ impl ParamSnapshot {
     /// # Ok::<(), obs_burn::Error>(())
     /// ```
     pub fn update_norms<M: Module>(&self, after: &M) -> Result<Vec<(Arc<str>, f64)>> {
-        let mut visitor = UpdateSquares { snapshot: self, found: Vec::new(), mismatched: None };
+        let mut visitor = UpdateSquares {
+            snapshot: self,
+            found: Vec::new(),
+            host: Vec::new(),
+            mismatched: None,
+            error: None,
+        };
         after.visit(&mut visitor);
+        if let Some(e) = visitor.error {
+            return Err(e);
+        }
         if visitor.mismatched.is_some() {
             return Err(Error::Order(
                 "a parameter changed shape since the snapshot: take the snapshot of the model \
@@ -333,7 +438,8 @@ impl ParamSnapshot {
         }
         let (ids, sums): (Vec<ParamId>, Vec<Tensor<1>>) = visitor.found.into_iter().unzip();
         let norms = roots("updates", sums)?;
-        let by_id: HashMap<ParamId, f64> = ids.into_iter().zip(norms).collect();
+        let mut by_id: HashMap<ParamId, f64> = ids.into_iter().zip(norms).collect();
+        by_id.extend(visitor.host);
         Ok(self
             .order
             .iter()
