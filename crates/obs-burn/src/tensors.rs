@@ -324,7 +324,7 @@ impl ModuleVisitor for Take<'_> {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let value = param.val().detach();
+        let value = param.val().without_autodiff();
         let dims = value.dims().to_vec();
         let flat = value.flatten::<1>(0, D.saturating_sub(1));
         self.snapshot.order.push(param.id);
@@ -343,7 +343,7 @@ struct UpdateSquares<'s> {
 impl ModuleVisitor for UpdateSquares<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let Some(saved) = self.snapshot.params.get(&param.id) else { return };
-        let after = param.val().detach();
+        let after = param.val().without_autodiff();
         if after.dims().as_slice() != saved.dims.as_slice() {
             self.mismatched.get_or_insert_with(|| Arc::clone(&saved.name));
             return;
