@@ -23,7 +23,7 @@ use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{
     ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
 };
-use obs_burn::{ParamSnapshot, Probe, Session};
+use obs_burn::{ParamSnapshot, Probe, QuietRenderer, Session};
 use obs_core::{Activation, data};
 
 const IRIS: &str = include_str!("data/iris.csv");
@@ -210,6 +210,7 @@ fn main() -> anyhow::Result<()> {
         .metric_valid_numeric(AccuracyMetric::new())
         .with_metric_logger(session.metric_logger())
         .with_application_logger(None)
+        .renderer(Box::new(QuietRenderer))
         .num_epochs(EPOCHS)
         .launch(learner);
 

@@ -3,6 +3,7 @@
 mod error;
 mod learner;
 mod probe;
+mod renderer;
 mod session;
 mod tensors;
 
@@ -11,6 +12,7 @@ pub use learner::ObservatoryLogger;
 /// The host-copy policy, shared with the other framework integrations (defined in `obs-core`).
 pub use obs_core::HostCopy;
 pub use probe::Probe;
+pub use renderer::QuietRenderer;
 pub use session::{
     BURN_VERSION, EpochReport, RunPaths, RunReport, Session, SessionBuilder, StepReport,
 };

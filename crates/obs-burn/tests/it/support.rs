@@ -15,7 +15,7 @@ use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{
     ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
 };
-use obs_burn::{ParamSnapshot, Probe, RunReport, Session};
+use obs_burn::{ParamSnapshot, Probe, QuietRenderer, RunReport, Session};
 use obs_core::Activation;
 
 /// The repository's copy of Fisher's Iris data (see examples/data/README.md).
@@ -286,6 +286,7 @@ pub(crate) fn train(spec: &Spec) -> Result<Outcome, Box<dyn std::error::Error>> 
         .metric_valid_numeric(AccuracyMetric::new())
         .with_metric_logger(session.metric_logger())
         .with_application_logger(None)
+        .renderer(Box::new(QuietRenderer))
         .num_epochs(spec.epochs)
         .launch(Learner::new(model, optim, spec.lr));
 
