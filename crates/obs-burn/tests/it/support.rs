@@ -11,9 +11,11 @@ use burn::optim::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::train::metric::store::{Aggregate, Direction, Split};
 use burn::train::metric::{AccuracyMetric, LossMetric};
 use burn::train::{
-    ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
+    ClassificationOutput, InferenceStep, Learner, MetricEarlyStoppingStrategy, StoppingCondition,
+    SupervisedTraining, TrainOutput, TrainStep,
 };
 use obs_burn::{ParamSnapshot, Probe, QuietRenderer, RunReport, Session};
 use obs_core::Activation;
@@ -199,6 +201,9 @@ pub(crate) struct Spec {
     pub(crate) bias: Option<f32>,
     pub(crate) probe: bool,
     pub(crate) out_dir: Option<std::path::PathBuf>,
+    /// Stop when the validation loss has not improved for this many epochs (burn's
+    /// `MetricEarlyStoppingStrategy`, which reads the values back from the logger).
+    pub(crate) early_stopping: Option<usize>,
 }
 
 impl Default for Spec {
@@ -211,6 +216,7 @@ impl Default for Spec {
             bias: None,
             probe: true,
             out_dir: None,
+            early_stopping: None,
         }
     }
 }
@@ -280,15 +286,24 @@ pub(crate) fn train(spec: &Spec) -> Result<Outcome, Box<dyn std::error::Error>> 
         Opt::Sgd => SgdConfig::new().init(),
     };
     let artifacts = tempfile::tempdir()?;
-    let result = SupervisedTraining::new(artifacts.path(), train_loader, valid_loader)
+    let mut training = SupervisedTraining::new(artifacts.path(), train_loader, valid_loader)
         .metric_train_numeric(LossMetric::new())
         .metric_valid_numeric(LossMetric::new())
         .metric_valid_numeric(AccuracyMetric::new())
         .with_metric_logger(session.metric_logger())
         .with_application_logger(None)
         .renderer(Box::new(QuietRenderer))
-        .num_epochs(spec.epochs)
-        .launch(Learner::new(model, optim, spec.lr));
+        .num_epochs(spec.epochs);
+    if let Some(n_epochs) = spec.early_stopping {
+        training = training.early_stopping(MetricEarlyStoppingStrategy::new(
+            &LossMetric::new(),
+            Aggregate::Mean,
+            Direction::Lowest,
+            Split::Valid,
+            StoppingCondition::NoImprovementSince { n_epochs },
+        ));
+    }
+    let result = training.launch(Learner::new(model, optim, spec.lr));
 
     // Accuracy of the trained model on the held-out flowers.
     let model = result.model;

@@ -103,3 +103,21 @@ fn learner_without_a_probe_still_records_every_metric() {
     assert_eq!(run.report.epochs.len(), 3);
     assert!(run.report.errors.is_empty(), "{:?}", run.report.errors);
 }
+
+#[test]
+fn burns_early_stopping_reads_the_validation_loss_back_from_the_logger() {
+    // With a learning rate of 0 the validation loss never improves after epoch 1: burn's
+    // early stopping, which finds the loss through the logger's `read_numeric`, stops after
+    // epoch 2 of 10. Had the logger returned nothing, burn would have trained all 10.
+    let spec = Spec { epochs: 10, lr: 0.0, early_stopping: Some(1), ..Spec::default() };
+    let run = train(&spec).expect("training runs");
+    assert_eq!(
+        run.report.epochs.len(),
+        2,
+        "epochs {:?}",
+        run.report.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>()
+    );
+    assert_eq!(run.report.steps.len(), 2 * 8);
+    let (v1, v2) = (run.report.epochs[0].val_loss, run.report.epochs[1].val_loss);
+    assert!(v1.is_some() && v1 == v2, "{v1:?} {v2:?}");
+}
