@@ -18,6 +18,7 @@ const PUBLISH_ORDER: &[&str] = &[
     "obs-fingerprint",
     "obs-bridges",
     "obs-candle",
+    "obs-burn",
     "observatory",
 ];
 

@@ -3,7 +3,6 @@
 mod device;
 mod error;
 mod host;
-mod policy;
 mod session;
 mod tap;
 mod vars;
@@ -11,7 +10,8 @@ mod vars;
 pub use device::{device_stats, difference_norms, l2_norms};
 pub use error::{Error, Result};
 pub use host::{host_stats, with_host_view};
-pub use policy::HostCopy;
+/// The host-copy policy, shared with the other framework integrations (defined in `obs-core`).
+pub use obs_core::HostCopy;
 pub use session::{
     CANDLE_VERSION, EpochReport, RunPaths, RunReport, Session, SessionBuilder, StatsSource,
     StepReport, device_name,

@@ -20,9 +20,9 @@ use obs_summary::{EpochSummarizer, EpochSummary};
 use crate::device::device_stats;
 use crate::error::{Error, Result};
 use crate::host::{check, with_host_view};
-use crate::policy::HostCopy;
 use crate::tap::{LayerTap, Tapped};
 use crate::vars::{Snapshot, TrackedVars};
+use obs_core::HostCopy;
 
 /// The version of `candle-core` this crate was built with (from the build's `Cargo.lock`).
 pub const CANDLE_VERSION: &str = env!("OBS_CANDLE_CANDLE_VERSION");

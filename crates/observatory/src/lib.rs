@@ -41,6 +41,11 @@ pub use obs_bridges as bridges;
 #[cfg(feature = "candle")]
 pub use obs_candle as candle;
 
+/// The burn integration: a burn-train `MetricLogger`, the training-step `Probe`, gradient and
+/// update norms (the `obs-burn` crate; feature `burn`, off by default).
+#[cfg(feature = "burn")]
+pub use obs_burn as burn;
+
 pub use obs_core::data;
 
 /// The types a training loop needs, for `use observatory::prelude::*;`.

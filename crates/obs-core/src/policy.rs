@@ -1,15 +1,15 @@
 //! [`HostCopy`]: when a tensor's elements go through Observatory's statistics kernel.
 //!
-//! This type knows nothing about candle: it decides from a step number, the adaptive logger's
-//! state and whether the tensor already lives in host memory. A future `obs-burn` can use the
-//! same policy (it is a candidate for `obs-core`).
+//! This type knows no framework: it decides from a step number, the adaptive logger's state
+//! and whether the tensor already lives in host memory. The framework integrations
+//! (`obs-candle`, `obs-burn`) share it, so one policy means the same thing in both.
 
 /// When a layer output or a weight tensor is reduced by the full statistics kernel on the host.
 ///
 /// The kernel needs the elements in host memory. A tensor that is already there (candle's CPU
-/// device) is **borrowed**, never copied, so its cost is one pass of the kernel; a tensor on a
-/// GPU has to be **copied** to the host first, which costs far more than the pass. The policy
-/// says when that price is paid:
+/// device, burn's CPU backends) costs one pass of the kernel (candle's is borrowed in place,
+/// burn's is read out with one memory copy); a tensor on a GPU has to be **copied** to the
+/// host first, which costs far more than the pass. The policy says when that price is paid:
 ///
 /// - every [`every`](Self::every) steps (step 0, `every`, `2 * every`, ...);
 /// - on every step while the adaptive logger is escalated, if
@@ -20,11 +20,11 @@
 ///
 /// On the other steps a GPU tensor's health numbers (zeros, dead units, saturation, NaN/Inf,
 /// moments) can still be computed **on the device** with a few reductions and one small copy
-/// (see `obs_candle::device_stats`), or skipped.
+/// (`obs_candle::device_stats`), or skipped.
 ///
 /// # Examples
 /// ```
-/// use obs_candle::HostCopy;
+/// use obs_core::HostCopy;
 ///
 /// let policy = HostCopy::every(10);
 /// assert!(policy.copy_now(20, false, false)); // every 10th step
@@ -40,7 +40,7 @@ pub struct HostCopy {
     pub every: u64,
     /// Reduce on the host on every step while the adaptive logger is escalated.
     pub while_escalated: bool,
-    /// Reduce tensors already in host memory on every step (they are borrowed, not copied).
+    /// Reduce tensors already in host memory on every step (no device transfer is needed).
     pub borrow_host: bool,
 }
 
