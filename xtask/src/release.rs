@@ -17,6 +17,7 @@ const PUBLISH_ORDER: &[&str] = &[
     "obs-dashboard",
     "obs-fingerprint",
     "obs-bridges",
+    "obs-run",
     "obs-candle",
     "obs-burn",
     "observatory",

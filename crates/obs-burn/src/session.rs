@@ -7,14 +7,13 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use burn::tensor::Device;
 use obs_adaptive::{AdaptiveLogger, Anomaly, AnomalyConfig, AnomalySummary};
-use obs_bridges::{TensorBoardBridge, WandbBridge};
 use obs_core::{
     CloseReport, Data, Event, EventType, HostCopy, LogLevel, TensorStats, TrainingLogger, data,
 };
-use obs_dashboard::{DashboardConfig, DashboardExporter};
 use obs_fingerprint::TrainingFingerprint;
 use obs_health::{HealthSummary, HealthWarning, WarningConfig};
-use obs_storage::{OpenMode, StorageConfig, StorageHandle, StorageSummary, TieredStorage};
+use obs_run::RunFiles;
+use obs_storage::{StorageHandle, StorageSummary};
 use obs_summary::{EpochSummarizer, EpochSummary};
 
 use crate::error::{Error, Result};
@@ -48,19 +47,7 @@ pub(crate) fn check_name(what: &'static str, name: &str) -> Result<Arc<str>> {
 }
 
 /// Where a session's files went.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct RunPaths {
-    /// The run directory (`<out>/run-YYYYMMDD-HHMMSS...`): `basic.log`, `health.log`,
-    /// `debug.log` and `fingerprint.json`.
-    pub run_dir: PathBuf,
-    /// The HTML dashboard, if one was written.
-    pub dashboard: Option<PathBuf>,
-    /// The TensorBoard event file, if one was written.
-    pub tensorboard: Option<PathBuf>,
-    /// The W&B offline run directory, if one was written.
-    pub wandb: Option<PathBuf>,
-}
+pub use obs_run::RunPaths;
 
 /// Configures a [`Session`]. Made by [`Session::builder`].
 #[derive(Debug)]
@@ -218,18 +205,15 @@ impl SessionBuilder {
     }
 
     fn capture_fingerprint(&self, hyperparameters: &Data) -> Result<TrainingFingerprint> {
-        let mut fp = TrainingFingerprint::builder()
-            .model_info(self.model_info.clone())
-            .hyperparameters(hyperparameters.clone())
-            .framework("burn", BURN_VERSION)
-            .framework("obs-burn", env!("CARGO_PKG_VERSION"));
-        for (name, value) in &self.seeds {
-            fp = fp.seed(name.clone(), *value);
-        }
-        if !self.git {
-            fp = fp.without_git();
-        }
-        fp.capture().map_err(|e| Error::setup("capturing the training fingerprint", e))
+        obs_run::fingerprint(
+            &self.model_info,
+            hyperparameters,
+            &[("burn", BURN_VERSION), ("obs-burn", env!("CARGO_PKG_VERSION"))],
+            &self.seeds,
+            self.git,
+        )
+        .capture()
+        .map_err(|e| Error::setup("capturing the training fingerprint", e))
     }
 
     fn open_backends(
@@ -237,41 +221,14 @@ impl SessionBuilder {
         logger: &TrainingLogger,
         out: &Path,
     ) -> Result<(RunPaths, StorageHandle)> {
-        let storage = TieredStorage::with_config(StorageConfig::new(out).mode(OpenMode::RunDir))
-            .map_err(|e| Error::setup("opening the log storage", e))?;
-        let run_dir = storage.run_dir().to_owned();
-        let handle = storage.handle();
-        let attach = |r: std::result::Result<(), obs_core::BusError>| {
-            r.map_err(|e| Error::setup("attaching a backend to the logger", e))
-        };
-        attach(logger.add_backend(storage))?;
-        let mut paths = RunPaths { run_dir, dashboard: None, tensorboard: None, wandb: None };
-        if self.dashboard {
-            let mut config = DashboardConfig::default();
-            config.title = Some(format!("{} (burn)", self.run_name));
-            let path = paths.run_dir.join("dashboard.html");
-            attach(logger.add_backend(DashboardExporter::with_config(&path, config)))?;
-            paths.dashboard = Some(path);
-        }
-        if self.tensorboard {
-            let tb = TensorBoardBridge::builder(paths.run_dir.join("tensorboard"))
-                .run_name(&self.run_name)
-                .create()
-                .map_err(|e| Error::setup("creating the TensorBoard files", e))?;
-            paths.tensorboard = Some(tb.path().to_owned());
-            attach(logger.add_backend(tb))?;
-        }
-        if let Some(project) = &self.wandb_project {
-            let wandb = WandbBridge::builder(project)
-                .run_name(&self.run_name)
-                .config(self.hyperparameters.clone())
-                .dir(&paths.run_dir)
-                .create()
-                .map_err(|e| Error::setup("creating the W&B offline run", e))?;
-            paths.wandb = Some(wandb.run_dir().to_owned());
-            attach(logger.add_backend(wandb))?;
-        }
-        Ok((paths, handle))
+        RunFiles::new(&self.run_name)
+            .framework("burn")
+            .dashboard(self.dashboard)
+            .tensorboard(self.tensorboard)
+            .wandb(self.wandb_project.as_deref())
+            .config(self.hyperparameters.clone())
+            .attach(logger, out)
+            .map_err(|e| Error::Setup { context: e.context, source: e.source })
     }
 
     /// Starts the logger and its backends, captures the fingerprint and builds the rules.
