@@ -6,8 +6,9 @@
 //! Run with `cargo run -p obs-examples --example burn_mlp [-- DIR]` (default
 //! `training_logs/burn_mlp`). Each run writes a fresh `run-*` directory inside DIR.
 //!
-//! The data is `examples/data/iris.csv` (150 flowers, 4 measurements, 3 species; see
-//! `examples/data/README.md`): every fifth flower validates, the other 120 train.
+//! The data is Fisher's Iris table as obs-testkit ships it (150 flowers, 4 standardised
+//! measurements, 3 species; see `crates/obs-testkit/README.md`): every fifth flower
+//! validates, the other 120 train.
 
 use burn::data::dataloader::DataLoaderBuilder;
 use burn::data::dataloader::batcher::Batcher;
@@ -26,8 +27,6 @@ use burn::train::{
 use obs_burn::{ParamSnapshot, Probe, QuietRenderer, Session};
 use obs_core::{Activation, data};
 
-const IRIS: &str = include_str!("data/iris.csv");
-const SPECIES: [&str; 3] = ["setosa", "versicolor", "virginica"];
 const EPOCHS: usize = 15;
 const BATCH: usize = 16;
 const HIDDEN: usize = 32;
@@ -40,33 +39,11 @@ struct Flower {
     y: i64,
 }
 
-/// The flowers of the CSV, each measurement standardised over the table.
+/// The flowers in file order, each measurement standardised over the table.
 fn load_iris() -> anyhow::Result<Vec<Flower>> {
-    let mut flowers = Vec::with_capacity(150);
-    for (i, line) in IRIS.lines().enumerate().skip(1) {
-        let (numbers, species) =
-            line.rsplit_once(',').ok_or_else(|| anyhow::anyhow!("line {}: no species", i + 1))?;
-        let mut x = [0f32; 4];
-        let values: Vec<&str> = numbers.split(',').collect();
-        anyhow::ensure!(values.len() == 4, "line {}: {} measurements", i + 1, values.len());
-        for (slot, v) in x.iter_mut().zip(values) {
-            *slot = v.parse()?;
-        }
-        let y = SPECIES
-            .iter()
-            .position(|s| *s == species)
-            .ok_or_else(|| anyhow::anyhow!("line {}: unknown species {species:?}", i + 1))?;
-        flowers.push(Flower { x, y: y as i64 });
-    }
-    let n = flowers.len() as f32;
-    for c in 0..4 {
-        let mean = flowers.iter().map(|f| f.x[c]).sum::<f32>() / n;
-        let sd = (flowers.iter().map(|f| (f.x[c] - mean).powi(2)).sum::<f32>() / n).sqrt();
-        for f in &mut flowers {
-            f.x[c] = (f.x[c] - mean) / sd;
-        }
-    }
-    Ok(flowers)
+    let rows = obs_testkit::Dataset::Iris.rows().ok_or_else(|| anyhow::anyhow!("no Iris table"))?;
+    let measurements = rows.x.as_chunks::<4>().0;
+    Ok(measurements.iter().zip(&rows.y).map(|(x, &y)| Flower { x: *x, y: y as i64 }).collect())
 }
 
 #[derive(Clone, Debug)]

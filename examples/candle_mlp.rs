@@ -5,43 +5,25 @@
 //! Run with `cargo run -p obs-examples --example candle_mlp [-- DIR]` (default
 //! `training_logs/candle_mlp`). Each run writes a fresh `run-*` directory inside DIR.
 //!
-//! The data is `examples/data/iris.csv` (150 flowers, 4 measurements, 3 species; see
-//! `examples/data/README.md`): 120 rows train, 30 validate.
+//! The data is Fisher's Iris table as obs-testkit ships it (150 flowers, 4 standardised
+//! measurements, 3 species; see `crates/obs-testkit/README.md`): 120 rows train, 30
+//! validate.
 
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use obs_candle::{HostCopy, Observed, Session};
 use obs_core::{Activation, data};
 
-const IRIS: &str = include_str!("data/iris.csv");
-const SPECIES: [&str; 3] = ["setosa", "versicolor", "virginica"];
 const EPOCHS: u64 = 40;
 const BATCH: usize = 16;
 const HIDDEN: usize = 32;
 const LEARNING_RATE: f64 = 0.01;
 
-/// The measurements as a `[150, 4]` tensor and the species as class indices.
+/// The standardised measurements as a `[150, 4]` tensor and the species as class indices.
 fn load_iris(device: &Device) -> anyhow::Result<(Tensor, Tensor)> {
-    let mut features = Vec::with_capacity(600);
-    let mut labels = Vec::with_capacity(150);
-    for (i, line) in IRIS.lines().enumerate().skip(1) {
-        let (numbers, species) =
-            line.rsplit_once(',').ok_or_else(|| anyhow::anyhow!("line {}: no species", i + 1))?;
-        for value in numbers.split(',') {
-            features.push(value.parse::<f32>()?);
-        }
-        let class = SPECIES
-            .iter()
-            .position(|s| *s == species)
-            .ok_or_else(|| anyhow::anyhow!("line {}: unknown species {species:?}", i + 1))?;
-        labels.push(class as u32);
-    }
-    let x = Tensor::from_vec(features, (labels.len(), 4), device)?;
-    // Standardise each measurement (the statistics of the whole table: a demonstration).
-    let mean = x.mean_keepdim(0)?;
-    let std = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?.sqrt()?;
-    let x = x.broadcast_sub(&mean)?.broadcast_div(&std)?;
-    Ok((x, Tensor::new(labels, device)?))
+    let rows = obs_testkit::Dataset::Iris.rows().ok_or_else(|| anyhow::anyhow!("no Iris table"))?;
+    let labels: Vec<u32> = rows.y.iter().map(|&c| c as u32).collect();
+    Ok((Tensor::from_vec(rows.x, (labels.len(), 4), device)?, Tensor::new(labels, device)?))
 }
 
 /// A linear layer and a ReLU, observed as one layer.

@@ -2,7 +2,7 @@
 //! through `obs_candle::Session` (built only with the `candle` feature).
 //!
 //! The network is a candle-nn MLP (4 -> 16 ReLU -> 16 ReLU -> 3) trained on Fisher's Iris data
-//! (`examples/data/iris.csv`, embedded), 120 rows for training and 30 for validation.
+//! (obs-testkit's copy, standardised), 120 rows for training and 30 for validation.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -10,6 +10,7 @@ use std::time::Instant;
 use candle_core::{D, DType, Device, Module, Tensor};
 use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW, SGD, VarBuilder, VarMap};
 use obs_candle::{HostCopy, Observed, Session};
+use obs_testkit::Dataset;
 use observatory::core::{Activation, data};
 use observatory::health::HealthWarning;
 
@@ -17,8 +18,6 @@ use super::{DemoArgs, ScenarioArg, file_size, print_tiers};
 use crate::error::{CliError, Context};
 use crate::output::{bytes, num, say, say_warning};
 
-const IRIS: &str = include_str!("../../../examples/data/iris.csv");
-const SPECIES: [&str; 3] = ["setosa", "versicolor", "virginica"];
 const HIDDEN: usize = 16;
 
 /// What a scenario changes in the candle run.
@@ -50,21 +49,10 @@ fn setup(scenario: ScenarioArg) -> Result<Setup, CliError> {
 
 /// Iris as standardised `[150, 4]` features and class indices.
 fn iris(device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
-    let mut x = Vec::with_capacity(600);
-    let mut y = Vec::with_capacity(150);
-    for line in IRIS.lines().skip(1) {
-        let mut fields = line.split(',');
-        for v in fields.by_ref().take(4) {
-            x.push(v.parse::<f32>().map_err(candle_core::Error::wrap)?);
-        }
-        let species = fields.next().unwrap_or_default();
-        let class = SPECIES.iter().position(|s| *s == species);
-        y.push(class.ok_or_else(|| candle_core::Error::Msg(format!("bad row {line:?}")))? as u32);
-    }
-    let x = Tensor::from_vec(x, (y.len(), 4), device)?;
-    let mean = x.mean_keepdim(0)?;
-    let std = x.broadcast_sub(&mean)?.sqr()?.mean_keepdim(0)?.sqrt()?;
-    Ok((x.broadcast_sub(&mean)?.broadcast_div(&std)?, Tensor::new(y, device)?))
+    let rows =
+        Dataset::Iris.rows().ok_or_else(|| candle_core::Error::Msg("no Iris table".into()))?;
+    let y: Vec<u32> = rows.y.iter().map(|&c| c as u32).collect();
+    Ok((Tensor::from_vec(rows.x, (y.len(), 4), device)?, Tensor::new(y, device)?))
 }
 
 /// A permutation of `0..n` from `seed` (xorshift, Fisher-Yates).

@@ -121,6 +121,13 @@ impl Dataset {
         self.table().map(|t| t.y.len())
     }
 
+    /// A real dataset's rows in file order (standardised features, row-major, and class
+    /// indices); `None` for the synthetic datasets. For examples and tests that split the table
+    /// their own way rather than drawing a seeded sample with [`Dataset::generate`].
+    pub fn rows(&self) -> Option<Samples> {
+        self.table().map(|t| Samples { x: t.x.clone(), y: t.y.clone() })
+    }
+
     /// The name used in reports: `"spirals"`, `"blobs"`, `"iris"`, `"wine"`.
     pub const fn name(&self) -> &'static str {
         match self {
@@ -253,6 +260,15 @@ mod tests {
             assert!(dist < 0.4, "class {c} point {p:?}");
         }
         assert_eq!(Dataset::Blobs { classes: 0, spread: 0.1 }.classes(), 2);
+    }
+
+    #[test]
+    fn rows_are_the_table_in_file_order() {
+        let rows = Dataset::Iris.rows().unwrap();
+        assert_eq!((rows.x.len(), rows.y.len()), (600, 150));
+        // The file lists 50 setosa, then 50 versicolor, then 50 virginica.
+        assert!(rows.y[..50].iter().all(|&c| c == 0) && rows.y[100..].iter().all(|&c| c == 2));
+        assert!(Dataset::TWO_SPIRALS.rows().is_none());
     }
 
     #[test]

@@ -20,9 +20,6 @@ use burn::train::{
 use obs_burn::{ParamSnapshot, Probe, QuietRenderer, RunReport, Session};
 use obs_core::Activation;
 
-/// The repository's copy of Fisher's Iris data (see examples/data/README.md).
-const IRIS: &str = include_str!("../../../../examples/data/iris.csv");
-
 /// One Iris flower: standardised features and the class.
 #[derive(Clone, Debug)]
 pub(crate) struct Flower {
@@ -32,36 +29,17 @@ pub(crate) struct Flower {
 
 /// Iris as standardised flowers, in file order.
 pub(crate) fn iris() -> Vec<Flower> {
-    let mut rows: Vec<Flower> = IRIS
-        .lines()
-        .skip(1)
-        .filter(|l| !l.is_empty())
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            assert_eq!(f.len(), 5, "bad row {line:?}");
-            let mut x = [0f32; 4];
-            for (slot, v) in x.iter_mut().zip(&f[..4]) {
-                *slot = v.parse().expect("a number");
-            }
-            let y = match f[4] {
-                "setosa" => 0,
-                "versicolor" => 1,
-                "virginica" => 2,
-                other => panic!("unknown species {other}"),
-            };
-            Flower { x, y }
-        })
+    let rows = obs_testkit::Dataset::Iris.rows().expect("a real table");
+    let flowers: Vec<Flower> = rows
+        .x
+        .as_chunks::<4>()
+        .0
+        .iter()
+        .zip(&rows.y)
+        .map(|(x, &y)| Flower { x: *x, y: y as i64 })
         .collect();
-    assert_eq!(rows.len(), 150);
-    for c in 0..4 {
-        let n = rows.len() as f32;
-        let mean = rows.iter().map(|r| r.x[c]).sum::<f32>() / n;
-        let var = rows.iter().map(|r| (r.x[c] - mean).powi(2)).sum::<f32>() / n;
-        for r in &mut rows {
-            r.x[c] = (r.x[c] - mean) / var.sqrt();
-        }
-    }
-    rows
+    assert_eq!(flowers.len(), 150);
+    flowers
 }
 
 /// Every fifth flower is held out for validation (10 of each class).

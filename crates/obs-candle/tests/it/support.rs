@@ -7,36 +7,10 @@ use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW, SGD, VarBuilder, VarMap};
 use obs_candle::{EpochReport, HostCopy, LayerTap, Observed, RunReport, Session, StepReport};
 use obs_core::Activation;
 
-/// The repository's copy of Fisher's Iris data (see examples/data/README.md).
-const IRIS: &str = include_str!("../../../../examples/data/iris.csv");
-
 /// Iris as standardised features (150 x 4, row-major) and class indices, in file order.
 pub(crate) fn iris() -> (Vec<f32>, Vec<u32>) {
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for line in IRIS.lines().skip(1).filter(|l| !l.is_empty()) {
-        let fields: Vec<&str> = line.split(',').collect();
-        assert_eq!(fields.len(), 5, "bad row {line:?}");
-        for f in &fields[..4] {
-            x.push(f.parse::<f32>().expect("a number"));
-        }
-        y.push(match fields[4] {
-            "setosa" => 0,
-            "versicolor" => 1,
-            "virginica" => 2,
-            other => panic!("unknown species {other}"),
-        });
-    }
-    assert_eq!(y.len(), 150);
-    for c in 0..4 {
-        let col: Vec<f32> = x.iter().skip(c).step_by(4).copied().collect();
-        let mean = col.iter().sum::<f32>() / col.len() as f32;
-        let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / col.len() as f32;
-        for v in x.iter_mut().skip(c).step_by(4) {
-            *v = (*v - mean) / var.sqrt();
-        }
-    }
-    (x, y)
+    let rows = obs_testkit::Dataset::Iris.rows().expect("a real table");
+    (rows.x, rows.y.into_iter().map(|c| c as u32).collect())
 }
 
 /// SplitMix64: a small deterministic generator (candle's CPU generator cannot be seeded).
