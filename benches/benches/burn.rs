@@ -32,6 +32,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use criterion::{Criterion, criterion_group, criterion_main};
+use obs_benches::values;
 use obs_burn::{HostCopy, ParamSnapshot, Probe, Session};
 
 const INPUTS: usize = 64;
@@ -39,19 +40,6 @@ const HIDDEN: usize = 256;
 const CLASSES: usize = 10;
 const BATCH: usize = 128;
 const BATCHES: usize = 16;
-
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        })
-        .collect()
-}
 
 #[derive(Module, Debug)]
 struct Mlp {

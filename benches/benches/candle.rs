@@ -35,6 +35,7 @@ use std::time::{Duration, Instant};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{AdamW, Linear, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use criterion::{Criterion, criterion_group, criterion_main};
+use obs_benches::values;
 use obs_candle::{HostCopy, LayerTap, Observed, Session, host_stats};
 use obs_core::{Activation, TensorView, tensor_stats};
 
@@ -43,19 +44,6 @@ const HIDDEN: usize = 256;
 const CLASSES: usize = 10;
 const BATCH: usize = 128;
 const BATCHES: usize = 16;
-
-/// Deterministic values in [-1, 1).
-fn values(n: usize, seed: u64) -> Vec<f32> {
-    let mut s = seed | 1;
-    (0..n)
-        .map(|_| {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-        })
-        .collect()
-}
 
 /// A linear layer and its ReLU.
 struct DenseRelu(Linear);

@@ -38,3 +38,17 @@ pub fn timer_overhead(n: u64) -> [Duration; 3] {
         std::hint::black_box(i);
     })
 }
+
+/// Deterministic values in `[-1, 1)` from `seed` (xorshift): the inputs and weights of the
+/// framework benches.
+pub fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        })
+        .collect()
+}
