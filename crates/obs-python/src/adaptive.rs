@@ -8,11 +8,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::array::Array;
-use crate::convert::{kwargs_data, serde_to_py, to_data};
+use crate::convert::{kwargs_data, serde_to_py, to_data, with_kwargs};
 use crate::errors::IntoPy;
 use crate::health::{apply_rules, rule_settings};
 use crate::logger::{
     PyTrainingLogger, WeightUpdate, check_name, index_arg, severity_arg, take_activation,
+    train_start_extra,
 };
 
 /// The reference's `AnomalyConfig` argument names and the rule field each sets.
@@ -164,13 +165,7 @@ impl PyAdaptiveLogger {
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         let epochs = index_arg(total_epochs, "total_epochs")?;
-        let mut more = kwargs_data(extra)?;
-        if total_samples != 0 {
-            more.insert("total_samples", index_arg(total_samples, "total_samples")?);
-        }
-        if batch_size != 0 {
-            more.insert("batch_size", index_arg(batch_size, "batch_size")?);
-        }
+        let more = train_start_extra(total_samples, batch_size, extra)?;
         self.inner.on_train_start_with(epochs, to_data(model_info)?, more);
         Ok(())
     }
@@ -182,10 +177,7 @@ impl PyAdaptiveLogger {
         final_metrics: Option<&Bound<'_, PyAny>>,
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let mut m = to_data(final_metrics)?;
-        for (k, v) in &kwargs_data(extra)? {
-            m.insert(k.to_owned(), v.clone());
-        }
+        let m = with_kwargs(final_metrics, extra)?;
         self.inner.on_train_end(m);
         Ok(())
     }
@@ -206,10 +198,7 @@ impl PyAdaptiveLogger {
         metrics: Option<&Bound<'_, PyAny>>,
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let mut m = to_data(metrics)?;
-        for (k, v) in &kwargs_data(extra)? {
-            m.insert(k.to_owned(), v.clone());
-        }
+        let m = with_kwargs(metrics, extra)?;
         self.inner.on_epoch_end(index_arg(epoch, "epoch")?, m);
         Ok(())
     }

@@ -93,6 +93,18 @@ pub(crate) fn kwargs_data(kwargs: Option<&Bound<'_, PyDict>>) -> PyResult<Data> 
     }
 }
 
+/// A hook's dict argument (`metrics=`, `final_metrics=`) with its `**kwargs` added on top.
+pub(crate) fn with_kwargs(
+    base: Option<&Bound<'_, PyAny>>,
+    kwargs: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Data> {
+    let mut data = to_data(base)?;
+    for (k, v) in &kwargs_data(kwargs)? {
+        data.insert(k.to_owned(), v.clone());
+    }
+    Ok(data)
+}
+
 /// `{name: float}` as `(name, value)` pairs, in the dict's order. A value that is not a
 /// number is a `TypeError` naming the key.
 pub(crate) fn float_pairs(

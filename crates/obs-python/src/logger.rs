@@ -9,7 +9,7 @@ use pyo3::types::{PyDict, PyString};
 
 use crate::array::Array;
 use crate::backends;
-use crate::convert::{data_to_py, kwargs_data, to_data};
+use crate::convert::{data_to_py, kwargs_data, to_data, with_kwargs};
 use crate::errors::IntoPy;
 
 /// How much a logger records: SILENT < BASIC < DETAILED < EXPERT < DEBUG.
@@ -134,6 +134,23 @@ pub(crate) fn take_activation(extra: Option<&Bound<'_, PyDict>>) -> PyResult<Act
     }
 }
 
+/// What the reference's `on_train_start` records besides the epochs and the model: its
+/// `total_samples` and `batch_size` when given (non-zero) and any extra keywords.
+pub(crate) fn train_start_extra(
+    total_samples: i64,
+    batch_size: i64,
+    extra: Option<&Bound<'_, PyDict>>,
+) -> PyResult<Data> {
+    let mut more = kwargs_data(extra)?;
+    if total_samples != 0 {
+        more.insert("total_samples", index_arg(total_samples, "total_samples")?);
+    }
+    if batch_size != 0 {
+        more.insert("batch_size", index_arg(batch_size, "batch_size")?);
+    }
+    Ok(more)
+}
+
 /// A non-negative index.
 pub(crate) fn index_arg(i: i64, what: &str) -> PyResult<u64> {
     u64::try_from(i).map_err(|_| PyValueError::new_err(format!("`{what}` must be >= 0, got {i}")))
@@ -249,13 +266,7 @@ impl PyTrainingLogger {
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
         let epochs = index_arg(total_epochs, "total_epochs")?;
-        let mut more = kwargs_data(extra)?;
-        if total_samples != 0 {
-            more.insert("total_samples", index_arg(total_samples, "total_samples")?);
-        }
-        if batch_size != 0 {
-            more.insert("batch_size", index_arg(batch_size, "batch_size")?);
-        }
+        let more = train_start_extra(total_samples, batch_size, extra)?;
         self.inner.on_train_start_with(epochs, to_data(model_info)?, more);
         Ok(())
     }
@@ -267,10 +278,7 @@ impl PyTrainingLogger {
         final_metrics: Option<&Bound<'_, PyAny>>,
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let mut metrics = to_data(final_metrics)?;
-        for (k, v) in &kwargs_data(extra)? {
-            metrics.insert(k.to_owned(), v.clone());
-        }
+        let metrics = with_kwargs(final_metrics, extra)?;
         self.inner.on_train_end(metrics);
         Ok(())
     }
@@ -291,10 +299,7 @@ impl PyTrainingLogger {
         metrics: Option<&Bound<'_, PyAny>>,
         extra: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<()> {
-        let mut m = to_data(metrics)?;
-        for (k, v) in &kwargs_data(extra)? {
-            m.insert(k.to_owned(), v.clone());
-        }
+        let m = with_kwargs(metrics, extra)?;
         self.inner.on_epoch_end(index_arg(epoch, "epoch")?, m);
         Ok(())
     }
@@ -333,36 +338,23 @@ impl PyTrainingLogger {
             m.insert("loss", l);
         }
         let extra = kwargs_data(extra)?;
-        match epoch.map(|e| index_arg(e, "epoch")).transpose()? {
-            Some(e) if self.inner.current_epoch() != Some(e) || !extra.is_empty() => {
-                if self.inner.enabled(LogLevel::Detailed) {
-                    let mut data = Data::with_capacity(1 + extra.len());
-                    data.insert("metrics", m);
-                    for (k, v) in &extra {
-                        data.insert(k.to_owned(), v.clone());
-                    }
-                    self.inner.emit(
-                        Event::new(EventType::BatchEnd, LogLevel::Detailed)
-                            .at(Some(e), Some(batch))
-                            .data(data),
-                    );
-                }
+        let epoch = epoch.map(|e| index_arg(e, "epoch")).transpose()?;
+        let current = self.inner.current_epoch();
+        // The logger's own hook covers the common case; an explicit other epoch or extra
+        // keywords need the event built here.
+        if extra.is_empty() && epoch.is_none_or(|e| Some(e) == current) {
+            self.inner.on_batch_end(batch, m);
+        } else if self.inner.enabled(LogLevel::Detailed) {
+            let mut data = Data::with_capacity(1 + extra.len());
+            data.insert("metrics", m);
+            for (k, v) in &extra {
+                data.insert(k.to_owned(), v.clone());
             }
-            _ if !extra.is_empty() => {
-                if self.inner.enabled(LogLevel::Detailed) {
-                    let mut data = Data::with_capacity(1 + extra.len());
-                    data.insert("metrics", m);
-                    for (k, v) in &extra {
-                        data.insert(k.to_owned(), v.clone());
-                    }
-                    self.inner.emit(
-                        Event::new(EventType::BatchEnd, LogLevel::Detailed)
-                            .at(self.inner.current_epoch(), Some(batch))
-                            .data(data),
-                    );
-                }
-            }
-            _ => self.inner.on_batch_end(batch, m),
+            self.inner.emit(
+                Event::new(EventType::BatchEnd, LogLevel::Detailed)
+                    .at(epoch.or(current), Some(batch))
+                    .data(data),
+            );
         }
         Ok(())
     }
