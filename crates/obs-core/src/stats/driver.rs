@@ -443,11 +443,11 @@ fn reduce_block<K: BlockKernel, T: Elem, const S: u8, const P: bool>(
 /// (`1e6` plus noise, saturated sigmoid outputs near 1) fails the test and is shifted instead.
 /// The test reads only the lanes, which every kernel computes alike, so all take one branch.
 fn plain_is_accurate(l: &Lanes) -> bool {
-    let lo = l.min.iter().fold(f64::INFINITY, |a, &x| min_rule(a, x));
-    let hi = l.max.iter().fold(f64::NEG_INFINITY, |a, &x| max_rule(a, x));
     if l.finite == 0 {
         return true;
     }
+    let lo = l.min.iter().fold(f64::INFINITY, |a, &x| min_rule(a, x));
+    let hi = l.max.iter().fold(f64::NEG_INFINITY, |a, &x| max_rule(a, x));
     let (big, range) = (lo.abs().max(hi.abs()), hi - lo);
     big * big <= 5.0 * range * range && sum8(&l.s2).is_finite()
 }
