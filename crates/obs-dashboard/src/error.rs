@@ -19,6 +19,10 @@ pub enum DashboardError {
     /// The stored logs could not be read.
     #[error("could not read the logs: {0}")]
     Logs(#[from] obs_storage::StorageError),
+    /// A [`crate::Comparison`] was given inconsistent input (no runs, too many runs, a
+    /// difference without one value per run).
+    #[error("cannot compare the runs: {0}")]
+    Compare(String),
     /// The template engine failed. This is a bug in this crate, never caused by event data.
     #[error("could not render the dashboard template: {0}")]
     Template(String),

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod bucket;
+mod compare;
 mod config;
 mod error;
 mod exporter;
@@ -8,6 +9,7 @@ mod logs;
 mod model;
 mod render;
 
+pub use compare::{Comparison, MAX_COMPARED_RUNS};
 pub use config::DashboardConfig;
 pub use error::DashboardError;
 pub use exporter::{DashboardExporter, DashboardHandle};

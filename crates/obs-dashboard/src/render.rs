@@ -18,6 +18,7 @@ use crate::model::{GradSource, Pos};
 use crate::{Dashboard, DashboardError};
 
 const TEMPLATE: &str = include_str!("../templates/dashboard.html");
+const COMPARE_TEMPLATE: &str = include_str!("../templates/compare.html");
 const CSS: &str = include_str!("../templates/dashboard.css");
 const JS: &str = include_str!("../templates/dashboard.js");
 /// Runs before anything else on the page: records errors, stray `alert` calls and console
@@ -39,11 +40,36 @@ fn environment() -> &'static Environment<'static> {
         // Autoescaping follows the template name: `.html` escapes every `{{ }}` for HTML.
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         // The template is part of the crate and checked by the tests; a failure here is a bug.
-        if let Err(e) = env.add_template("dashboard.html", TEMPLATE) {
-            panic!("the built-in dashboard template does not parse: {e}");
+        for (name, source) in [("dashboard.html", TEMPLATE), ("compare.html", COMPARE_TEMPLATE)] {
+            if let Err(e) = env.add_template(name, source) {
+                panic!("the built-in template {name} does not parse: {e}");
+            }
         }
         env
     })
+}
+
+/// Renders template `name` (one of the crate's pages) with its view `page` and the chart data
+/// `data_json`, which is escaped for the `<script>` element here.
+pub(crate) fn render_template(
+    name: &str,
+    page: &impl Serialize,
+    data_json: &str,
+) -> Result<String, DashboardError> {
+    let data = escape_json_for_script(data_json);
+    environment()
+        .get_template(name)
+        .and_then(|t| {
+            t.render(context! {
+                page => Serde(page),
+                csp => content_security_policy(),
+                css => minijinja::Value::from_safe_string(CSS.to_owned()),
+                guard_js => minijinja::Value::from_safe_string(GUARD_JS.to_owned()),
+                js => minijinja::Value::from_safe_string(JS.to_owned()),
+                data => minijinja::Value::from_safe_string(data),
+            })
+        })
+        .map_err(|e| DashboardError::Template(e.to_string()))
 }
 
 /// The Content-Security-Policy of the page: nothing may be fetched, and only our two inline
@@ -196,9 +222,9 @@ fn series_json(out: &mut String, name: &str, color: usize, width: u64, buckets: 
     out.push_str("]}");
 }
 
-type SeriesRef<'a> = (String, usize, u64, std::borrow::Cow<'a, [Bucket]>);
+pub(crate) type SeriesRef<'a> = (String, usize, u64, std::borrow::Cow<'a, [Bucket]>);
 
-fn pick<'a>(list: &[&'a crate::model::Named], w: u64) -> Vec<SeriesRef<'a>> {
+pub(crate) fn pick<'a>(list: &[&'a crate::model::Named], w: u64) -> Vec<SeriesRef<'a>> {
     list.iter()
         .enumerate()
         .map(|(i, n)| (n.name.clone(), i, w, std::borrow::Cow::from(&n.series.buckets[..])))
@@ -206,12 +232,12 @@ fn pick<'a>(list: &[&'a crate::model::Named], w: u64) -> Vec<SeriesRef<'a>> {
 }
 
 /// A chart: which panel it fills and what it draws.
-struct Chart<'a> {
-    id: &'static str,
-    kind: &'static str,
-    axis: &'static str,
-    ylog: bool,
-    series: Vec<SeriesRef<'a>>,
+pub(crate) struct Chart<'a> {
+    pub(crate) id: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) axis: &'static str,
+    pub(crate) ylog: bool,
+    pub(crate) series: Vec<SeriesRef<'a>>,
 }
 
 /// A health-timeline row as JSON: `n` (findings per bucket) and `s` (the highest severity
@@ -248,6 +274,35 @@ fn chart_json(out: &mut String, c: &Chart<'_>) {
         }
     }
     out.push_str("]}");
+}
+
+/// The page's chart data: both axes (`(name, bucket width, largest x)`) and every chart, as
+/// JSON (not yet escaped for `<script>`).
+pub(crate) fn charts_document(axes: [(&str, u64, Option<u64>); 2], charts: &[Chart<'_>]) -> String {
+    let mut out = String::with_capacity(64 * 1024);
+    out.push_str("{\"axes\":{");
+    for (i, (name, width, max)) in axes.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{name}\":{{\"w\":{width},\"max\":");
+        match max {
+            Some(m) => {
+                let _ = write!(out, "{m}");
+            }
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+    out.push_str("},\"charts\":[");
+    for (i, c) in charts.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        chart_json(&mut out, c);
+    }
+    out.push_str("]}");
+    out
 }
 
 /// Orders names as people do: `dense_2` before `dense_10`.
@@ -287,21 +342,21 @@ pub(crate) fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
     }
 }
 
-fn is_loss(name: &str) -> bool {
+pub(crate) fn is_loss(name: &str) -> bool {
     name.to_ascii_lowercase().ends_with("loss")
 }
 
-fn is_accuracy(name: &str) -> bool {
+pub(crate) fn is_accuracy(name: &str) -> bool {
     name.to_ascii_lowercase().contains("acc")
 }
 
-fn is_validation(name: &str) -> bool {
+pub(crate) fn is_validation(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.starts_with("val") || n.starts_with("valid") || n.starts_with("test") || n.contains("_val")
 }
 
 /// Training series first, then validation, keeping arrival order otherwise.
-fn ordered<'a>(
+pub(crate) fn ordered<'a>(
     items: impl Iterator<Item = &'a crate::model::Named>,
 ) -> Vec<&'a crate::model::Named> {
     let mut v: Vec<_> = items.collect();
@@ -313,20 +368,20 @@ fn ordered<'a>(
 // The template's view.
 
 #[derive(Serialize)]
-struct Card {
-    label: &'static str,
-    value: String,
-    hint: String,
-    tone: &'static str,
+pub(crate) struct Card {
+    pub(crate) label: &'static str,
+    pub(crate) value: String,
+    pub(crate) hint: String,
+    pub(crate) tone: &'static str,
 }
 
 #[derive(Serialize)]
-struct Panel {
-    id: &'static str,
-    title: String,
-    note: String,
-    wide: bool,
-    tall: bool,
+pub(crate) struct Panel {
+    pub(crate) id: &'static str,
+    pub(crate) title: String,
+    pub(crate) note: String,
+    pub(crate) wide: bool,
+    pub(crate) tall: bool,
 }
 
 #[derive(Serialize)]
@@ -352,10 +407,10 @@ struct GroupView {
 }
 
 #[derive(Serialize)]
-struct Table {
-    title: &'static str,
-    rows: Vec<(String, String)>,
-    truncated: bool,
+pub(crate) struct Table {
+    pub(crate) title: &'static str,
+    pub(crate) rows: Vec<(String, String)>,
+    pub(crate) truncated: bool,
 }
 
 #[derive(Serialize)]
@@ -396,7 +451,7 @@ pub(crate) fn human(v: f64) -> String {
     }
 }
 
-fn duration(s: f64) -> String {
+pub(crate) fn duration(s: f64) -> String {
     if !s.is_finite() || s < 0.0 {
         return "—".into();
     }
@@ -445,7 +500,7 @@ pub(crate) fn utc(ts: f64) -> String {
     )
 }
 
-fn at(p: &Pos) -> String {
+pub(crate) fn at(p: &Pos) -> String {
     match (p.epoch, p.batch) {
         (Some(e), Some(b)) => format!("step {} (epoch {e}, batch {b})", count(p.step)),
         (Some(e), None) => format!("step {} (epoch {e})", count(p.step)),
@@ -485,7 +540,7 @@ fn flatten(prefix: &str, v: &Value, rows: &mut Vec<(String, String)>, truncated:
     }
 }
 
-fn table(title: &'static str, entries: &[(&str, &Value)]) -> Option<Table> {
+pub(crate) fn table(title: &'static str, entries: &[(&str, &Value)]) -> Option<Table> {
     let mut rows = Vec::new();
     let mut truncated = false;
     for (k, v) in entries {
@@ -495,7 +550,7 @@ fn table(title: &'static str, entries: &[(&str, &Value)]) -> Option<Table> {
 }
 
 /// Where the series should be read from, for the summary cards.
-fn find<'a>(list: &'a [crate::model::Named], names: &[&str]) -> Option<&'a Series> {
+pub(crate) fn find<'a>(list: &'a [crate::model::Named], names: &[&str]) -> Option<&'a Series> {
     names.iter().find_map(|want| list.iter().find(|n| n.name == *want).map(|n| &n.series))
 }
 
@@ -505,21 +560,7 @@ impl Dashboard {
     /// # Errors
     /// [`DashboardError::Template`] if the template engine fails (a bug; never caused by data).
     pub fn render(&self) -> Result<String, DashboardError> {
-        let data = escape_json_for_script(&self.data_json());
-        let page = self.page();
-        environment()
-            .get_template("dashboard.html")
-            .and_then(|t| {
-                t.render(context! {
-                    page => Serde(&page),
-                    csp => content_security_policy(),
-                    css => minijinja::Value::from_safe_string(CSS.to_owned()),
-                    guard_js => minijinja::Value::from_safe_string(GUARD_JS.to_owned()),
-                    js => minijinja::Value::from_safe_string(JS.to_owned()),
-                    data => minijinja::Value::from_safe_string(data),
-                })
-            })
-            .map_err(|e| DashboardError::Template(e.to_string()))
+        render_template("dashboard.html", &self.page(), &self.data_json())
     }
 
     /// Renders the dashboard and writes it to `path` atomically (a temporary file in the same
@@ -644,35 +685,16 @@ impl Dashboard {
                 series,
             });
         }
-        let mut out = String::with_capacity(64 * 1024);
-        out.push_str("{\"axes\":{");
-        for (i, (name, axis)) in
-            [("epoch", &self.epoch_axis), ("step", &self.step_axis)].into_iter().enumerate()
-        {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "\"{name}\":{{\"w\":{},\"max\":", axis.width);
-            match axis.max_x {
-                Some(m) => {
-                    let _ = write!(out, "{m}");
-                }
-                None => out.push_str("null"),
-            }
-            out.push('}');
-        }
-        out.push_str("},\"charts\":[");
-        for (i, c) in charts.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            chart_json(&mut out, c);
-        }
-        out.push_str("]}");
-        out
+        charts_document(
+            [
+                ("epoch", self.epoch_axis.width, self.epoch_axis.max_x),
+                ("step", self.step_axis.width, self.step_axis.max_x),
+            ],
+            &charts,
+        )
     }
 
-    fn status(&self) -> (&'static str, &'static str) {
+    pub(crate) fn status(&self) -> (&'static str, &'static str) {
         if self.run.ended {
             ("Complete", "good")
         } else if self.closed {

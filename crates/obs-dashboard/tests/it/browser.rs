@@ -276,3 +276,21 @@ fn the_harness_notices_an_injection_and_the_policy_blocks_it() {
         loaded.console
     );
 }
+
+#[test]
+fn a_comparison_draws_every_chart_and_no_payload_executes() {
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let html = crate::compare::hostile_comparison().render().unwrap();
+    for id in ["loss", "accuracy", "timing", "epoch-metrics", "batch", "health"] {
+        assert!(chart(&page_data(&html), id).is_some(), "{id}");
+    }
+    let loaded = load_url(&browser, &write(dir.path(), "compare.html", &html), "#selftest");
+    assert_clean(&loaded, &html);
+    let interaction = &loaded.report["interaction"];
+    for check in
+        ["tooltip", "tooltipHides", "legendHides", "legendShows", "zoom", "linked", "pan", "reset"]
+    {
+        assert_eq!(interaction[check], true, "{check}: {interaction}");
+    }
+}

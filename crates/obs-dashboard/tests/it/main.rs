@@ -2,6 +2,7 @@
 //! escaping, and the page in a real headless browser.
 
 mod browser;
+mod compare;
 mod exporter;
 mod logs;
 mod security;
