@@ -3,12 +3,13 @@
 //! `obs demo` trains a small real network with every Observatory feature on and writes its
 //! logs, dashboard, fingerprint and TensorBoard/W&B files; the other commands read what a run
 //! left behind: `report` (HTML dashboard), `summary` (epoch summaries and warnings), `tail`
-//! (follow a live run), `fingerprint`, `diff` and `export`. See `docs/cli.md`.
+//! (follow a live run), `fingerprint`, `diff`, `compare` (several runs on one page) and `export`. See `docs/cli.md`.
 //!
-//! Exit codes: 0 on success; 1 when `obs diff` finds differences; 2 on any error (bad
+//! Exit codes: 0 on success; 1 when `obs diff` or `obs compare` finds fingerprint differences; 2 on any error (bad
 //! arguments, missing or unreadable files, corrupt inputs). Results go to stdout, progress bars
 //! and error messages to stderr.
 
+mod compare;
 mod demo;
 mod error;
 mod fingerprint;
@@ -36,7 +37,7 @@ use crate::error::CliError;
         `obs demo` trains a small real network with every feature on (adaptive logging, health \
         warnings, epoch summaries, tiered logs, dashboard, fingerprint, TensorBoard and W&B \
         files). The other commands read what a run left behind.\n\n\
-        Exit codes: 0 success, 1 `obs diff` found differences, 2 error.",
+        Exit codes: 0 success, 1 `obs diff` or `obs compare` found fingerprint differences, 2 error.",
     after_help = "See docs/cli.md for every command with sample output."
 )]
 struct Cli {
@@ -58,6 +59,9 @@ enum Command {
     Fingerprint(fingerprint::FingerprintArgs),
     /// Compare two fingerprints: exit 0 when identical, 1 when different, 2 on error.
     Diff(fingerprint::DiffArgs),
+    /// Overlay several stored runs on one offline dashboard: curves, findings, fingerprint
+    /// differences. Exit 0 when the fingerprints agree, 1 when they differ, 2 on error.
+    Compare(compare::CompareArgs),
     /// Replay a stored run into TensorBoard event files and/or a W&B offline run.
     Export(report::ExportArgs),
 }
@@ -70,6 +74,7 @@ fn run(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Tail(args) => tail::run(&args),
         Command::Fingerprint(args) => fingerprint::capture(&args),
         Command::Diff(args) => fingerprint::diff(&args),
+        Command::Compare(args) => compare::run(&args),
         Command::Export(args) => report::export(&args),
     }
 }

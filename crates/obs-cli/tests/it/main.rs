@@ -2,6 +2,7 @@
 //! directory (so the fingerprint records no git state of this repository unless asked).
 
 mod candle;
+mod compare;
 mod demo;
 mod errors;
 mod fingerprint;
