@@ -63,8 +63,8 @@ fn dict_depth(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Data> {
     let mut data = Data::with_capacity(d.len());
     for (k, v) in d.iter() {
         let key = match k.cast::<PyString>() {
-            Ok(s) => s.to_cow()?.into_owned(),
-            Err(_) => k.str()?.to_cow()?.into_owned(),
+            Ok(s) => crate::intern::key(&s.to_cow()?),
+            Err(_) => crate::intern::key(&k.str()?.to_cow()?),
         };
         data.insert(key, to_value_depth(&v, depth)?);
     }

@@ -7,6 +7,7 @@ mod convert;
 mod errors;
 mod fingerprint;
 mod health;
+mod intern;
 mod logger;
 mod stats;
 mod summary;

@@ -397,7 +397,7 @@ impl PyTrainingLogger {
             columns
                 .push(("loss".to_owned(), a.cast_into::<numpy::PyArray1<f64>>()?.try_readonly()?));
         }
-        let mut slices: Vec<(&str, &[f64])> = Vec::with_capacity(columns.len());
+        let mut slices: Vec<(obs_core::Key, &[f64])> = Vec::with_capacity(columns.len());
         for (name, col) in &columns {
             let s = col.as_slice().map_err(|e| PyTypeError::new_err(e.to_string()))?;
             if s.len() != n {
@@ -406,14 +406,14 @@ impl PyTrainingLogger {
                     s.len()
                 )));
             }
-            slices.push((name.as_str(), s));
+            slices.push((crate::intern::key(name), s));
         }
         let logger = &self.inner;
         py.detach(|| {
             for (i, &batch) in batches.iter().enumerate() {
                 let mut m = Data::with_capacity(slices.len());
                 for (name, col) in &slices {
-                    m.insert((*name).to_owned(), col[i]);
+                    m.insert(name.clone(), col[i]);
                 }
                 logger.on_batch_end(batch as u64, m);
             }

@@ -183,3 +183,19 @@ def test_backends_at_construction_and_context_manager(tmp_path):
 
     with pytest.raises(TypeError, match="add_backend takes"):
         TrainingLogger().add_backend(object())
+
+
+def test_every_metric_name_reaches_storage_intact(tmp_path):
+    # Names are shared between events up to a cap (4096 names of up to 64 bytes); names past
+    # the cap, long names and unusual characters must still be written exactly.
+    storage = TieredStorage(base_dir=str(tmp_path), mode="new")
+    lg = TrainingLogger(level=LogLevel.DEBUG)
+    lg.add_backend(storage)
+    names = [f"metric_{i}" for i in range(5000)] + ["x" * 65, "ünïcödé ✓", "a\"b\\c", ""]
+    for i in range(0, len(names), 500):
+        lg.on_batch_end(i, metrics={n: float(j) for j, n in enumerate(names[i : i + 500])})
+    lg.on_batch_end(99, metrics={"metric_1": 1.5, "x" * 65: 2.5})
+    lg.close()
+    written = [e["data"]["metrics"] for e in storage.read_debug() if e["event_type"] == "batch_end"]
+    assert [list(m) for m in written[:-1]] == [names[i : i + 500] for i in range(0, len(names), 500)]
+    assert written[-1] == {"metric_1": 1.5, "x" * 65: 2.5}
