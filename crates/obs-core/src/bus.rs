@@ -32,6 +32,12 @@ pub struct BusConfig {
     pub drop_debug_when_full: bool,
     /// Name of the bus thread.
     pub thread_name: String,
+    /// The process rank in a multi-process run: every event that does not carry a rank yet
+    /// is stamped with it (and [`BusConfig::world_size`]) on the bus thread, before any
+    /// backend sees it. `None` (the default) leaves events as they are.
+    pub rank: Option<u32>,
+    /// The number of processes of the run; set together with [`BusConfig::rank`].
+    pub world_size: Option<u32>,
 }
 
 impl Default for BusConfig {
@@ -41,6 +47,8 @@ impl Default for BusConfig {
             batch_size: 512,
             drop_debug_when_full: false,
             thread_name: "obs-bus".to_owned(),
+            rank: None,
+            world_size: None,
         }
     }
 }
@@ -132,6 +140,9 @@ pub enum BusError {
     Timeout(Duration),
     /// One or more backends failed since the last report.
     Backends(Vec<BackendFailure>),
+    /// The rank settings are inconsistent (a rank without a world size, a rank not below the
+    /// world size, a world size of 0, or unreadable launcher variables); the text says which.
+    InvalidRank(String),
 }
 
 impl fmt::Display for BusError {
@@ -139,6 +150,7 @@ impl fmt::Display for BusError {
         match self {
             BusError::Spawn(e) => write!(f, "could not start the event bus thread: {e}"),
             BusError::Closed => f.write_str("the event bus is closed"),
+            BusError::InvalidRank(why) => write!(f, "invalid rank settings: {why}"),
             BusError::Timeout(d) => write!(f, "the event bus did not answer within {d:?}"),
             BusError::Backends(fs) => {
                 write!(f, "{} backend failure(s)", fs.len())?;
@@ -237,7 +249,10 @@ impl EventBus {
     ///
     /// # Errors
     /// [`BusError::Spawn`] when the OS refuses a new thread.
+    /// [`BusError::InvalidRank`] when [`BusConfig::rank`] and [`BusConfig::world_size`] do not
+    /// describe a rank of a run (see [`check_rank`]).
     pub fn spawn(config: BusConfig) -> Result<EventBus, BusError> {
+        let stamp = check_rank(config.rank, config.world_size)?;
         let (tx, rx) = crossbeam_channel::bounded(config.capacity.max(1));
         let (give_back, returned) = crossbeam_channel::bounded(RETURNED_BATCHES);
         let counters = Arc::new(Counters::default());
@@ -250,6 +265,7 @@ impl EventBus {
             pending: Vec::new(),
             counters: Arc::clone(&counters),
             reported_dropped: 0,
+            stamp,
         };
         let thread = std::thread::Builder::new()
             .name(config.thread_name)
@@ -466,6 +482,44 @@ struct Worker {
     pending: Vec<BackendFailure>,
     counters: Arc<Counters>,
     reported_dropped: u64,
+    /// `(rank, world_size)` stamped on events that carry no rank.
+    stamp: Option<(u32, u32)>,
+}
+
+/// Checks a rank and world size: both absent, or `rank < world_size` with `world_size >= 1`.
+/// Returns the pair to stamp on events.
+///
+/// # Errors
+/// [`BusError::InvalidRank`] naming what is wrong.
+pub fn check_rank(
+    rank: Option<u32>,
+    world_size: Option<u32>,
+) -> Result<Option<(u32, u32)>, BusError> {
+    match (rank, world_size) {
+        (None, None) => Ok(None),
+        (Some(rank), None) => {
+            Err(BusError::InvalidRank(format!("rank {rank} was given without a world size")))
+        }
+        (None, Some(world)) => {
+            Err(BusError::InvalidRank(format!("world size {world} was given without a rank")))
+        }
+        (Some(_), Some(0)) => {
+            Err(BusError::InvalidRank("the world size must be at least 1".to_owned()))
+        }
+        (Some(rank), Some(world)) if rank >= world => Err(BusError::InvalidRank(format!(
+            "rank {rank} is not below the world size {world} (ranks are 0-based)"
+        ))),
+        (Some(rank), Some(world)) => Ok(Some((rank, world))),
+    }
+}
+
+/// Stamps an event with the bus's rank unless it already carries one.
+#[inline]
+fn stamp(event: &mut Event, stamp: Option<(u32, u32)>) {
+    if let (Some((rank, world)), None) = (stamp, event.rank) {
+        event.rank = Some(rank);
+        event.world_size = Some(world);
+    }
 }
 
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
@@ -507,11 +561,12 @@ impl Worker {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Event(_) | Msg::BatchEnd(_) => {
-                        let event = match msg {
+                        let mut event = match msg {
                             Msg::BatchEnd(b) => b.into_event(),
                             Msg::Event(e) => e,
                             Msg::Add(_) | Msg::Flush(_) | Msg::Close => continue,
                         };
+                        stamp(&mut event, self.stamp);
                         batch.push(event);
                         if batch.len() >= self.batch_size {
                             self.dispatch(&mut batch);
@@ -667,6 +722,20 @@ impl Worker {
     }
 
     fn deliver_notices(&mut self, notices: &[Event], skip: &[usize]) {
+        let stamped: Vec<Event>;
+        let notices = if self.stamp.is_some() {
+            stamped = notices
+                .iter()
+                .cloned()
+                .map(|mut e| {
+                    stamp(&mut e, self.stamp);
+                    e
+                })
+                .collect();
+            &stamped[..]
+        } else {
+            notices
+        };
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if slot.panicked || skip.contains(&i) {
                 continue;

@@ -11,7 +11,9 @@ use crate::{Data, EventType, LogLevel, Severity, Tier, Value};
 ///
 /// The serialised form always has the ten keys of the reference schema in this order:
 /// `event_type, level, timestamp, epoch, batch, layer_name, layer_index, severity, message, data`
-/// (absent values are `null`). See `docs/events.md`.
+/// (absent values are `null`), then, only for events of a multi-process run, the optional keys
+/// `rank` and `world_size` (omitted when `None`, so single-process lines keep the reference
+/// schema byte for byte). See `docs/events.md`.
 ///
 /// Raw tensors never enter an event: the statistics kernels reduce them to numbers first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -38,6 +40,12 @@ pub struct Event {
     /// Structured payload.
     #[serde(default)]
     pub data: Data,
+    /// The process rank (0-based) in a multi-process (data-parallel) run, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
+    /// How many processes the multi-process run has, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub world_size: Option<u32>,
 }
 
 fn ser_timestamp<S: serde::Serializer>(t: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -100,7 +108,17 @@ impl Event {
             severity: Severity::Info,
             message: String::new(),
             data: Data::new(),
+            rank: None,
+            world_size: None,
         }
+    }
+
+    /// Sets the rank and world size of the process the event comes from.
+    #[must_use]
+    pub fn ranked(mut self, rank: Option<u32>, world_size: Option<u32>) -> Self {
+        self.rank = rank;
+        self.world_size = world_size;
+        self
     }
 
     /// Sets the message.
@@ -219,6 +237,19 @@ mod tests {
     }
 
     #[test]
+    fn rank_keys_follow_data_and_are_omitted_when_absent() {
+        let mut e = Event::new_at(EventType::BatchEnd, LogLevel::Basic, 1.5).at(Some(0), Some(3));
+        let single = e.to_ndjson();
+        assert!(!single.contains("rank"), "{single}");
+        e = e.ranked(Some(2), Some(4));
+        let line = e.to_ndjson();
+        assert!(line.ends_with(r#""data":{},"rank":2,"world_size":4}"#), "{line}");
+        assert_eq!(Event::from_ndjson(&line).unwrap(), e);
+        let back = Event::from_ndjson(&single).unwrap();
+        assert_eq!((back.rank, back.world_size), (None, None));
+    }
+
+    #[test]
     fn reference_lines_without_optional_keys_parse() {
         let line = r#"{"event_type":"epoch_end","level":"BASIC","timestamp":1740000001.5,"epoch":1,"severity":"info","message":"Epoch 2 done","data":{"metrics":{"loss":0.63,"accuracy":0.81}}}"#;
         let e = Event::from_ndjson(line).unwrap();
@@ -287,17 +318,21 @@ mod tests {
             (any::<Option<u64>>(), any::<Option<u64>>(), any::<Option<u64>>()),
             (proptest::option::of(text()), text()),
             proptest::collection::vec((text(), value()), 0..5),
+            (any::<Option<u32>>(), any::<Option<u32>>()),
         )
-            .prop_map(|((t, l, s, ts), (epoch, batch, index), (name, message), data)| {
-                let mut e = Event::new_at(EventType::ALL[t], LogLevel::ALL[l], ts)
-                    .severity(Severity::ALL[s])
-                    .message(message)
-                    .at(epoch, batch)
-                    .data(data.into_iter().collect());
-                e.layer_name = name;
-                e.layer_index = index;
-                e
-            })
+            .prop_map(
+                |((t, l, s, ts), (epoch, batch, index), (name, message), data, (rank, world))| {
+                    let mut e = Event::new_at(EventType::ALL[t], LogLevel::ALL[l], ts)
+                        .severity(Severity::ALL[s])
+                        .message(message)
+                        .at(epoch, batch)
+                        .data(data.into_iter().collect())
+                        .ranked(rank, world);
+                    e.layer_name = name;
+                    e.layer_index = index;
+                    e
+                },
+            )
     }
 
     proptest! {

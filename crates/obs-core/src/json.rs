@@ -130,5 +130,13 @@ pub(crate) fn event(out: &mut Vec<u8>, e: &Event) {
     string(out, &e.message);
     out.extend_from_slice(b",\"data\":");
     map(out, &e.data);
+    if let Some(rank) = e.rank {
+        out.extend_from_slice(b",\"rank\":");
+        int(out, rank);
+    }
+    if let Some(world_size) = e.world_size {
+        out.extend_from_slice(b",\"world_size\":");
+        int(out, world_size);
+    }
     out.extend_from_slice(b"}\n");
 }

@@ -22,6 +22,8 @@ fn opt(v: u64) -> Option<u64> {
 pub struct LoggerBuilder {
     level: Option<LogLevel>,
     bus: BusConfig,
+    /// Why the launcher's rank variables could not be read, reported by `build`.
+    env_error: Option<String>,
 }
 
 impl LoggerBuilder {
@@ -54,11 +56,84 @@ impl LoggerBuilder {
         self
     }
 
+    /// Marks the logger as rank `rank` (0-based) of a multi-process run of `world_size`
+    /// processes: every event it records carries both (see `docs/events.md`), stamped on the
+    /// bus thread so the training thread pays nothing for it.
+    ///
+    /// `build` fails with [`BusError::InvalidRank`] unless `world_size >= 1` and
+    /// `rank < world_size`.
+    #[must_use]
+    pub fn rank(mut self, rank: u32, world_size: u32) -> Self {
+        self.bus.rank = Some(rank);
+        self.bus.world_size = Some(world_size);
+        self.env_error = None;
+        self
+    }
+
+    /// Takes the rank from the variables distributed launchers set: `RANK` and `WORLD_SIZE`
+    /// (torchrun, `torch.distributed.launch`, DeepSpeed, Accelerate), else `OMPI_COMM_WORLD_RANK`
+    /// and `OMPI_COMM_WORLD_SIZE` (Open MPI's `mpirun`), else `PMI_RANK` and `PMI_SIZE` (MPICH,
+    /// Intel MPI). When none is set the logger stays single-process; when a pair is set but
+    /// incomplete or not a number, `build` fails with [`BusError::InvalidRank`]. An explicit
+    /// [`LoggerBuilder::rank`] given after this call wins.
+    #[must_use]
+    pub fn rank_from_env(self) -> Self {
+        self.rank_from_vars(|name| match std::env::var(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(std::env::VarError::NotPresent) => Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
+        })
+    }
+
+    /// [`LoggerBuilder::rank_from_env`] over any variable lookup.
+    fn rank_from_vars(mut self, var: impl Fn(&str) -> Result<Option<String>, String>) -> Self {
+        let env_u32 = |name: &str| -> Result<Option<u32>, String> {
+            match var(name)? {
+                Some(v) if v.trim().is_empty() => Ok(None),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| format!("{name}={v:?} is not a non-negative integer")),
+                None => Ok(None),
+            }
+        };
+        const PAIRS: [(&str, &str); 3] = [
+            ("RANK", "WORLD_SIZE"),
+            ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE"),
+            ("PMI_RANK", "PMI_SIZE"),
+        ];
+        for (rank_var, size_var) in PAIRS {
+            match (env_u32(rank_var), env_u32(size_var)) {
+                (Ok(None), Ok(None)) => continue,
+                (Ok(Some(rank)), Ok(Some(world))) => {
+                    self.bus.rank = Some(rank);
+                    self.bus.world_size = Some(world);
+                    self.env_error = None;
+                }
+                (Ok(Some(_)), Ok(None)) => {
+                    self.env_error = Some(format!("{rank_var} is set but {size_var} is not"));
+                }
+                (Ok(None), Ok(Some(_))) => {
+                    self.env_error = Some(format!("{size_var} is set but {rank_var} is not"));
+                }
+                (Err(e), _) | (_, Err(e)) => self.env_error = Some(e),
+            }
+            return self;
+        }
+        self
+    }
+
     /// Starts the logger and its bus thread.
     ///
     /// # Errors
-    /// [`BusError::Spawn`] when the bus thread cannot be started.
+    /// [`BusError::Spawn`] when the bus thread cannot be started; [`BusError::InvalidRank`]
+    /// when the rank settings are inconsistent.
     pub fn build(self) -> Result<TrainingLogger, BusError> {
+        if let Some(why) = self.env_error {
+            return Err(BusError::InvalidRank(why));
+        }
+        let rank = self.bus.rank.zip(self.bus.world_size);
         let bus = EventBus::spawn(self.bus)?;
         let level = self.level.unwrap_or(LogLevel::Basic);
         Ok(TrainingLogger {
@@ -71,6 +146,7 @@ impl LoggerBuilder {
                 epoch_started: AtomicU64::new(NONE),
                 by_type: Default::default(),
                 by_severity: Default::default(),
+                rank,
                 bus,
             }),
         })
@@ -86,6 +162,7 @@ struct Inner {
     epoch_started: AtomicU64,
     by_type: [AtomicU64; EventType::ALL.len()],
     by_severity: [AtomicU64; 5],
+    rank: Option<(u32, u32)>,
     bus: EventBus,
 }
 
@@ -169,6 +246,11 @@ impl TrainingLogger {
     /// A builder for other settings.
     pub fn builder() -> LoggerBuilder {
         LoggerBuilder::default()
+    }
+
+    /// `(rank, world_size)` when the logger belongs to a multi-process run.
+    pub fn rank(&self) -> Option<(u32, u32)> {
+        self.inner.rank
     }
 
     /// The current level.
@@ -559,5 +641,42 @@ impl<F: FnMut(&Event) + Send> Backend for Callback<F> {
             (self.callback)(e);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn from(vars: &[(&str, &str)]) -> Result<Option<(u32, u32)>, String> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let b = LoggerBuilder::default().rank_from_vars(|k| Ok(vars.get(k).cloned()));
+        match b.env_error {
+            Some(e) => Err(e),
+            None => Ok(b.bus.rank.zip(b.bus.world_size)),
+        }
+    }
+
+    #[test]
+    fn launcher_variables_give_the_rank() {
+        assert_eq!(from(&[]), Ok(None));
+        assert_eq!(from(&[("RANK", "3"), ("WORLD_SIZE", "8")]), Ok(Some((3, 8))));
+        assert_eq!(
+            from(&[("OMPI_COMM_WORLD_RANK", "1"), ("OMPI_COMM_WORLD_SIZE", " 2 ")]),
+            Ok(Some((1, 2)))
+        );
+        assert_eq!(from(&[("PMI_RANK", "0"), ("PMI_SIZE", "1")]), Ok(Some((0, 1))));
+        // torchrun's pair wins over MPI's.
+        assert_eq!(
+            from(&[("RANK", "2"), ("WORLD_SIZE", "4"), ("PMI_RANK", "0"), ("PMI_SIZE", "1")]),
+            Ok(Some((2, 4)))
+        );
+        let half = from(&[("RANK", "1")]).unwrap_err();
+        assert!(half.contains("WORLD_SIZE"), "{half}");
+        let bad = from(&[("RANK", "one"), ("WORLD_SIZE", "2")]).unwrap_err();
+        assert!(bad.contains("RANK=\"one\""), "{bad}");
     }
 }

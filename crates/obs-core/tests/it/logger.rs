@@ -214,3 +214,46 @@ fn batch_end_after_close_is_rejected_and_counted() {
     let s = logger.summary();
     assert_eq!((s.count(EventType::BatchEnd), s.rejected), (0, 1));
 }
+
+#[test]
+fn a_ranked_logger_stamps_every_event_with_its_rank() {
+    let logger = TrainingLogger::builder().level(LogLevel::Expert).rank(2, 4).build().unwrap();
+    assert_eq!(logger.rank(), Some((2, 4)));
+    let rec = Recorder::default();
+    logger.add_backend(rec.clone()).unwrap();
+    logger.on_train_start(1, data! {});
+    logger.on_epoch_start(0);
+    logger.on_batch_start(0);
+    logger.on_gradient_computed("d", 0.5);
+    logger.on_batch_end(0, data! { "loss" => 1.0 });
+    logger.on_health_check(Severity::Warning, "odd", Some("d"), data! {});
+    logger.on_epoch_end(0, data! { "loss" => 1.0 });
+    logger.on_train_end(data! {});
+    logger.close().unwrap();
+    let events = rec.snapshot();
+    assert!(events.iter().any(|e| e.event_type == EventType::BatchEnd));
+    assert_eq!(events.len(), 8);
+    for e in &events {
+        assert_eq!((e.rank, e.world_size), (Some(2), Some(4)), "{e:?}");
+        assert!(e.to_ndjson().ends_with(r#","rank":2,"world_size":4}"#));
+    }
+}
+
+#[test]
+fn an_unranked_logger_leaves_events_unranked() {
+    let (logger, rec) = logger_with(LogLevel::Basic);
+    assert_eq!(logger.rank(), None);
+    logger.on_batch_end(0, data! { "loss" => 1.0 });
+    logger.close().unwrap();
+    assert!(rec.snapshot().iter().all(|e| e.rank.is_none() && e.world_size.is_none()));
+}
+
+#[test]
+fn impossible_ranks_are_refused_with_a_clear_error() {
+    for (rank, world, needle) in [(4, 4, "not below"), (0, 0, "at least 1"), (9, 2, "not below")] {
+        let err = TrainingLogger::builder().rank(rank, world).build().unwrap_err();
+        assert!(matches!(err, obs_core::BusError::InvalidRank(_)), "{err:?}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    assert!(TrainingLogger::builder().rank(0, 1).build().is_ok());
+}
