@@ -96,6 +96,13 @@ pub struct StorageConfig {
     /// up to this cap; events beyond it are discarded and counted
     /// ([`crate::StorageHandle::lost_events`]). Default [`DEFAULT_MAX_PENDING_BYTES`].
     pub max_pending_bytes: usize,
+    /// The process rank in a multi-process run: the tiers go to `rank-<r>/` inside the run
+    /// directory (created if missing), so each process of the run writes its own files and no
+    /// lock is needed. Default `None`: the tiers go to the run directory itself. Not allowed
+    /// with [`OpenMode::RunDir`], whose fresh timestamped directory would differ between
+    /// processes. See `docs/storage.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<u32>,
 }
 
 impl Default for StorageConfig {
@@ -117,7 +124,15 @@ impl StorageConfig {
             fsync: FsyncPolicy::OnClose,
             rotate_bytes: None,
             max_pending_bytes: DEFAULT_MAX_PENDING_BYTES,
+            rank: None,
         }
+    }
+
+    /// Sets [`StorageConfig::rank`]: this process writes `<base_dir>/rank-<rank>/`.
+    #[must_use]
+    pub fn rank(mut self, rank: u32) -> Self {
+        self.rank = Some(rank);
+        self
     }
 
     /// Sets [`StorageConfig::mode`].
@@ -200,6 +215,13 @@ impl StorageConfig {
         }
         if self.max_pending_bytes == 0 {
             return bad("max_pending_bytes");
+        }
+        if self.rank.is_some() && self.mode == OpenMode::RunDir {
+            return Err(StorageError::InvalidConfig(
+                "rank cannot be combined with OpenMode::RunDir: every process would create its \
+                 own timestamped run directory; give all ranks the same base_dir instead"
+                    .to_owned(),
+            ));
         }
         if self.base_dir.as_os_str().is_empty() {
             return Err(StorageError::InvalidConfig("base_dir is empty".to_owned()));

@@ -16,7 +16,10 @@ pub use config::{
 pub use error::StorageError;
 pub use follow::{FollowFrom, FollowPosition, Follower};
 pub use handle::{StorageHandle, StorageSummary, TierSummary};
-pub use names::{FINGERPRINT_FILE, FileNames, RUN_DIR_PREFIX, list_runs};
+pub use names::{
+    FINGERPRINT_FILE, FileNames, RUN_DIR_PREFIX, list_runs, parse_rank_dir, rank_dir_name,
+    rank_dirs,
+};
 pub use reader::{
     BadLine, BadLineKind, DEFAULT_MAX_LINE_BYTES, EventFilter, EventIter, LogReader,
     MAX_REPORTED_BAD_LINES, MergedIter, ReadStats, ReaderConfig,

@@ -199,6 +199,46 @@ pub fn list_runs(base_dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, StorageErro
     Ok(runs.into_iter().map(|(_, _, p)| p).collect())
 }
 
+/// The subdirectory of a run directory that holds rank `rank`'s tiers: `rank-<rank>`.
+pub fn rank_dir_name(rank: u32) -> String {
+    format!("rank-{rank}")
+}
+
+/// The rank of a `rank-<r>` directory name (`r` in decimal, no sign, no leading zeros).
+pub fn parse_rank_dir(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("rank-")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.len() > 1 && digits.starts_with('0') {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The `rank-<r>` subdirectories of `run_dir` that hold at least one log, by rank.
+///
+/// # Errors
+/// An I/O error when `run_dir` cannot be listed.
+pub fn rank_dirs(run_dir: &Path, names: &FileNames) -> Result<Vec<(u32, PathBuf)>, StorageError> {
+    let mut ranks = Vec::new();
+    let entries = match std::fs::read_dir(run_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ranks),
+        Err(e) => return Err(StorageError::io("listing", run_dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| StorageError::io("listing", run_dir, e))?;
+        let Some(rank) = entry.file_name().to_str().and_then(parse_rank_dir) else { continue };
+        let path = entry.path();
+        if path.is_dir() && crate::reader::has_logs(&path, names)? {
+            ranks.push((rank, path));
+        }
+    }
+    ranks.sort_by_key(|(r, _)| *r);
+    Ok(ranks)
+}
+
 /// The UTC date and time `YYYYMMDD-HHMMSS` of a Unix time in seconds.
 pub(crate) fn utc_stamp(unix_secs: u64) -> String {
     let days = (unix_secs / 86_400) as i64;
@@ -263,6 +303,16 @@ mod tests {
             assert_eq!(run_dir_key(bad), None, "{bad}");
         }
         assert!(run_dir_key("run-20250102-030405-2") < run_dir_key("run-20250102-030405-10"));
+    }
+
+    #[test]
+    fn rank_dir_names_round_trip() {
+        assert_eq!(rank_dir_name(3), "rank-3");
+        assert_eq!(parse_rank_dir("rank-0"), Some(0));
+        assert_eq!(parse_rank_dir("rank-12"), Some(12));
+        for bad in ["rank-", "rank-01", "rank--1", "rank-1x", "rank-99999999999", "ranks-1"] {
+            assert_eq!(parse_rank_dir(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::StorageError;
 use crate::follow::{FollowFrom, Follower};
 use crate::lines::{Line, LineReader};
-use crate::names::{FINGERPRINT_FILE, FileNames, list_runs};
+use crate::names::{FINGERPRINT_FILE, FileNames, list_runs, rank_dirs};
 
 /// The default cap on one line: 16 MiB. Longer lines are skipped (never buffered) and counted.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
@@ -325,43 +325,120 @@ impl ReadStats {
     }
 }
 
+/// The files of one tier of one rank (or of a single-process run), read in order.
+#[derive(Debug)]
+struct Source {
+    /// The rank of the directory the files are in; stamped on events that carry none.
+    rank: Option<u32>,
+    pending: VecDeque<PathBuf>,
+    current: Option<(PathBuf, LineReader<File>)>,
+}
+
+impl Source {
+    /// The next line that is an event or a bad line; blanks, tails and I/O errors are counted
+    /// in `stats`. `None` when every file is exhausted.
+    fn next_raw(&mut self, max_line: usize, stats: &mut ReadStats) -> Option<Raw> {
+        loop {
+            if self.current.is_none() {
+                let path = self.pending.pop_front()?;
+                match File::open(&path) {
+                    Ok(f) => self.current = Some((path, LineReader::new(f, max_line, 0, 0))),
+                    Err(e) => {
+                        stats.io_errors.push(format!("opening {}: {e}", path.display()));
+                    }
+                }
+                continue;
+            }
+            let Some((path, reader)) = self.current.as_mut() else { continue };
+            match reader.next_line().map(|line| Step::of(line, path, max_line)) {
+                Ok(Step::Blank) => stats.blank_lines += 1,
+                Ok(Step::Raw(Raw::Event(mut e))) => {
+                    if e.rank.is_none() && self.rank.is_some() {
+                        e.rank = self.rank;
+                    }
+                    return Some(Raw::Event(e));
+                }
+                Ok(Step::Raw(raw)) => return Some(raw),
+                Ok(Step::Eof(partial)) => {
+                    let (number, offset) = (reader.line_number() + 1, reader.complete_offset());
+                    let path = path.clone();
+                    self.current = None;
+                    if partial > 0 {
+                        if self.pending.is_empty() {
+                            stats.partial_tail_bytes += partial;
+                        } else {
+                            // A later segment exists, so this line will never be completed.
+                            return Some(Raw::Bad {
+                                detail: format!(
+                                    "{partial} bytes without a final newline in {}",
+                                    path.display()
+                                ),
+                                path,
+                                line: number,
+                                offset,
+                                kind: BadLineKind::Corrupt,
+                            });
+                        }
+                    }
+                }
+                Err(e) => {
+                    stats.io_errors.push(format!("reading {}: {e}", path.display()));
+                    self.current = None;
+                }
+            }
+        }
+    }
+}
+
 /// A streaming iterator over the events of one tier (all its segments, oldest first).
 ///
 /// Bad lines are skipped and counted in [`EventIter::stats`]; memory stays bounded by the line
 /// cap. The iterator reads what is on disk when each file is reached; a line being written
 /// (no `\n` yet) is not an event and is left for a later read or a [`Follower`].
+///
+/// In a run of several ranks (`rank-<r>/` subdirectories) the ranks' streams are merged in
+/// `(timestamp, rank)` order, each rank's own file order kept; every event carries its rank
+/// (the directory's, when the line itself has none). Memory: one pending event per rank.
 #[derive(Debug)]
 pub struct EventIter {
     tier: Tier,
-    pending: VecDeque<PathBuf>,
-    current: Option<(PathBuf, LineReader<File>)>,
+    sources: Vec<Source>,
     max_line: usize,
     filter: EventFilter,
     stats: ReadStats,
-    peeked: Option<Event>,
+    /// The next event of each source, once primed (for a single source: a peeked event).
+    heads: Vec<Option<Event>>,
+    primed: bool,
 }
 
 impl EventIter {
+    /// One tier of a single-process run, or of one rank (`rank` then names it).
     pub(crate) fn open(
         tier: Tier,
-        files: Vec<PathBuf>,
+        files: Vec<(Option<u32>, Vec<PathBuf>)>,
         config: &ReaderConfig,
     ) -> Result<EventIter, StorageError> {
+        let sources: Vec<Source> = files
+            .into_iter()
+            .map(|(rank, files)| Source { rank, pending: files.into(), current: None })
+            .collect();
         let mut iter = EventIter {
             tier,
-            pending: files.into(),
-            current: None,
+            heads: sources.iter().map(|_| None).collect(),
+            sources,
             max_line: config.max_line_bytes.max(1),
             filter: EventFilter::default(),
             stats: ReadStats::default(),
-            peeked: None,
+            primed: false,
         };
         if !config.accept_foreign {
-            match iter.next_raw() {
-                None => {}
-                Some(Raw::Event(e)) => iter.peeked = Some(e),
-                Some(Raw::Bad { path, line, detail, .. }) => {
-                    return Err(StorageError::NotAnEventLog { path, line, reason: detail });
+            for i in 0..iter.sources.len() {
+                match iter.sources[i].next_raw(iter.max_line, &mut iter.stats) {
+                    None => {}
+                    Some(Raw::Event(e)) => iter.heads[i] = Some(e),
+                    Some(Raw::Bad { path, line, detail, .. }) => {
+                        return Err(StorageError::NotAnEventLog { path, line, reason: detail });
+                    }
                 }
             }
         }
@@ -372,12 +449,12 @@ impl EventIter {
     pub fn empty(tier: Tier) -> EventIter {
         EventIter {
             tier,
-            pending: VecDeque::new(),
-            current: None,
+            sources: Vec::new(),
             max_line: DEFAULT_MAX_LINE_BYTES,
             filter: EventFilter::default(),
             stats: ReadStats::default(),
-            peeked: None,
+            heads: Vec::new(),
+            primed: false,
         }
     }
 
@@ -404,52 +481,61 @@ impl EventIter {
         (events, self.stats)
     }
 
-    /// The next line that is an event or a bad line; blanks, tails and I/O errors are handled
-    /// here. `None` when every file is exhausted.
-    fn next_raw(&mut self) -> Option<Raw> {
-        loop {
-            if self.current.is_none() {
-                let path = self.pending.pop_front()?;
-                match File::open(&path) {
-                    Ok(f) => self.current = Some((path, LineReader::new(f, self.max_line, 0, 0))),
-                    Err(e) => {
-                        self.stats.io_errors.push(format!("opening {}: {e}", path.display()));
-                    }
+    /// Refills source `i`'s head with its next event, counting the bad lines on the way.
+    fn refill(&mut self, i: usize) {
+        while let Some(raw) = self.sources[i].next_raw(self.max_line, &mut self.stats) {
+            match raw {
+                Raw::Event(e) => {
+                    self.heads[i] = Some(e);
+                    return;
                 }
-                continue;
-            }
-            let Some((path, reader)) = self.current.as_mut() else { continue };
-            match reader.next_line().map(|line| Step::of(line, path, self.max_line)) {
-                Ok(Step::Blank) => self.stats.blank_lines += 1,
-                Ok(Step::Raw(raw)) => return Some(raw),
-                Ok(Step::Eof(partial)) => {
-                    let (number, offset) = (reader.line_number() + 1, reader.complete_offset());
-                    let path = path.clone();
-                    self.current = None;
-                    if partial > 0 {
-                        if self.pending.is_empty() {
-                            self.stats.partial_tail_bytes += partial;
-                        } else {
-                            // A later segment exists, so this line will never be completed.
-                            return Some(Raw::Bad {
-                                detail: format!(
-                                    "{partial} bytes without a final newline in {}",
-                                    path.display()
-                                ),
-                                path,
-                                line: number,
-                                offset,
-                                kind: BadLineKind::Corrupt,
-                            });
-                        }
-                    }
-                }
-                Err(e) => {
-                    self.stats.io_errors.push(format!("reading {}: {e}", path.display()));
-                    self.current = None;
+                bad => {
+                    let _ = self.stats.take(bad, &self.filter);
                 }
             }
         }
+    }
+
+    /// The next event of any rank, unfiltered; bad lines are counted on the way.
+    fn next_event(&mut self) -> Option<Event> {
+        if self.sources.len() == 1 {
+            if let Some(e) = self.heads[0].take() {
+                return Some(e);
+            }
+            loop {
+                match self.sources[0].next_raw(self.max_line, &mut self.stats)? {
+                    Raw::Event(e) => return Some(e),
+                    bad => {
+                        let _ = self.stats.take(bad, &self.filter);
+                    }
+                }
+            }
+        }
+        if !self.primed {
+            self.primed = true;
+            for i in 0..self.sources.len() {
+                if self.heads[i].is_none() {
+                    self.refill(i);
+                }
+            }
+        }
+        let mut best: Option<usize> = None;
+        for (i, head) in self.heads.iter().enumerate() {
+            if let Some(e) = head {
+                let better = match best.and_then(|b| self.heads[b].as_ref()) {
+                    None => true,
+                    // Sources are in rank order, so a tie keeps the lower rank first.
+                    Some(cur) => sort_key(e) < sort_key(cur),
+                };
+                if better {
+                    best = Some(i);
+                }
+            }
+        }
+        let i = best?;
+        let event = self.heads[i].take();
+        self.refill(i);
+        event
     }
 }
 
@@ -458,11 +544,8 @@ impl Iterator for EventIter {
 
     fn next(&mut self) -> Option<Event> {
         loop {
-            let raw = match self.peeked.take() {
-                Some(e) => Raw::Event(e),
-                None => self.next_raw()?,
-            };
-            if let Some(e) = self.stats.take(raw, &self.filter) {
+            let e = self.next_event()?;
+            if let Some(e) = self.stats.take(Raw::Event(e), &self.filter) {
                 return Some(e);
             }
         }
@@ -553,11 +636,15 @@ impl std::iter::FusedIterator for MergedIter {}
 pub struct LogReader {
     run_dir: PathBuf,
     config: ReaderConfig,
+    /// The `rank-<r>` subdirectories with logs, by rank; empty for a single-process run.
+    ranks: Vec<(u32, PathBuf)>,
 }
 
 impl LogReader {
-    /// Opens `dir` with default settings: a run directory holding the `.log` files, or a base
-    /// directory holding `run-*` subdirectories (then the newest run is read).
+    /// Opens `dir` with default settings: a run directory holding the `.log` files, a run
+    /// directory of several ranks (`rank-<r>/` subdirectories holding the `.log` files: all
+    /// ranks are read, merged), or a base directory holding `run-*` subdirectories (then the
+    /// newest run is read).
     ///
     /// # Errors
     /// [`StorageError::MissingDirectory`] when `dir` is not a directory; [`StorageError::NoLogs`]
@@ -580,13 +667,15 @@ impl LogReader {
             return Err(StorageError::MissingDirectory { path: dir.to_owned() });
         }
         let run_dir = if has_logs(dir, &config.names)? {
+            return Ok(LogReader { run_dir: dir.to_owned(), config, ranks: Vec::new() });
+        } else if !rank_dirs(dir, &config.names)?.is_empty() {
             dir.to_owned()
         } else if let Some(newest) = list_runs(dir)?.pop() {
             newest
         } else {
             return Err(StorageError::NoLogs { dir: dir.to_owned() });
         };
-        Ok(LogReader { run_dir, config })
+        Self::open_run(run_dir, config)
     }
 
     /// Reads the run directory `run_dir` exactly as given, without looking for `run-*`
@@ -603,7 +692,31 @@ impl LogReader {
         if !dir.is_dir() {
             return Err(StorageError::MissingDirectory { path: dir.to_owned() });
         }
-        Ok(LogReader { run_dir: dir.to_owned(), config })
+        let ranks =
+            if has_logs(dir, &config.names)? { Vec::new() } else { rank_dirs(dir, &config.names)? };
+        Ok(LogReader { run_dir: dir.to_owned(), config, ranks })
+    }
+
+    /// The ranks of a multi-process run (its `rank-<r>/` subdirectories with logs), in order;
+    /// empty for a single-process run.
+    pub fn ranks(&self) -> Vec<u32> {
+        self.ranks.iter().map(|(r, _)| *r).collect()
+    }
+
+    /// A reader of one rank's logs alone, if the run has that rank.
+    pub fn rank(&self, rank: u32) -> Option<LogReader> {
+        let (_, dir) = self.ranks.iter().find(|(r, _)| *r == rank)?;
+        Some(LogReader { run_dir: dir.clone(), config: self.config.clone(), ranks: Vec::new() })
+    }
+
+    /// `(rank, directory)` of every source of tier files: the run directory itself, or each
+    /// rank's subdirectory.
+    fn dirs(&self) -> Vec<(Option<u32>, &Path)> {
+        if self.ranks.is_empty() {
+            vec![(None, self.run_dir.as_path())]
+        } else {
+            self.ranks.iter().map(|(r, d)| (Some(*r), d.as_path())).collect()
+        }
     }
 
     /// The run directory being read.
@@ -617,11 +730,16 @@ impl LogReader {
     }
 
     /// The files of `tier` in reading order: `debug.log`, `debug.1.log`, `debug.2.log`, ...
+    /// (rank by rank in a run of several ranks).
     ///
     /// # Errors
     /// When the run directory cannot be listed.
     pub fn files(&self, tier: Tier) -> Result<Vec<PathBuf>, StorageError> {
-        Ok(self.config.names.segments(&self.run_dir, tier)?.into_iter().map(|(_, p)| p).collect())
+        let mut files = Vec::new();
+        for (_, dir) in self.dirs() {
+            files.extend(self.config.names.segments(dir, tier)?.into_iter().map(|(_, p)| p));
+        }
+        Ok(files)
     }
 
     /// Streams the events of `tier`. A tier without files reads as empty.
@@ -630,7 +748,12 @@ impl LogReader {
     /// [`StorageError::NotAnEventLog`] when the first line is not an event (unless
     /// [`ReaderConfig::accept_foreign`]); I/O errors listing the directory.
     pub fn read(&self, tier: Tier) -> Result<EventIter, StorageError> {
-        EventIter::open(tier, self.files(tier)?, &self.config)
+        let mut sources = Vec::new();
+        for (rank, dir) in self.dirs() {
+            let files = self.config.names.segments(dir, tier)?.into_iter().map(|(_, p)| p);
+            sources.push((rank, files.collect()));
+        }
+        EventIter::open(tier, sources, &self.config)
     }
 
     /// Streams `basic.log`: train and epoch boundaries.
@@ -669,13 +792,20 @@ impl LogReader {
         })
     }
 
-    /// The run's `fingerprint.json`, if one was written.
+    /// The run's `fingerprint.json`, if one was written (in a run of several ranks: the run
+    /// directory's, else the lowest rank's that has one).
     ///
     /// # Errors
     /// [`StorageError::Fingerprint`] when the file is not valid JSON (or larger than the line
     /// cap); I/O errors other than "not found".
     pub fn fingerprint(&self) -> Result<Option<serde_json::Value>, StorageError> {
-        let path = self.run_dir.join(FINGERPRINT_FILE);
+        let mut path = self.run_dir.join(FINGERPRINT_FILE);
+        if !path.exists()
+            && let Some(found) =
+                self.ranks.iter().map(|(_, d)| d.join(FINGERPRINT_FILE)).find(|p| p.exists())
+        {
+            path = found;
+        }
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -688,6 +818,7 @@ impl LogReader {
     }
 
     /// Follows `tier` as another process appends to it (and rotates it), starting at `from`.
+    /// In a run of several ranks, follow one rank's reader ([`LogReader::rank`]).
     ///
     /// # Errors
     /// I/O errors locating the starting point.

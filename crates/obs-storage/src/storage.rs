@@ -169,9 +169,15 @@ impl TieredStorage {
         }
         std::fs::create_dir_all(base)
             .map_err(|e| StorageError::io("creating directory", base, e))?;
-        let run_dir = match config.mode {
-            OpenMode::RunDir => create_run_dir(base)?,
-            _ => base.clone(),
+        let run_dir = match (config.mode, config.rank) {
+            (OpenMode::RunDir, _) => create_run_dir(base)?,
+            (_, Some(rank)) => {
+                let dir = base.join(crate::names::rank_dir_name(rank));
+                std::fs::create_dir_all(&dir)
+                    .map_err(|e| StorageError::io("creating directory", &dir, e))?;
+                dir
+            }
+            (_, None) => base.clone(),
         };
         let shared = Arc::new(Shared::new(run_dir.clone(), config.names.clone()));
         let opened = match config.mode {

@@ -3,6 +3,7 @@
 
 mod crash;
 mod props;
+mod ranks;
 mod reader;
 mod storage;
 mod support;
