@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 use clap::Args;
 use observatory::core::{Data, Event, EventType, Severity, Value};
-use observatory::summary::{EpochSummarizer, EpochSummary};
+use observatory::storage::LogReader;
+use observatory::summary::{EpochSummarizer, EpochSummary, RankDigest};
 
 use crate::error::{CliError, Context};
 use crate::output::{at, num, say};
@@ -226,9 +227,11 @@ fn print_rules(digest: &Digest) {
     }
 }
 
-/// Runs `obs summary`.
-pub(crate) fn run(args: &SummaryArgs) -> Result<ExitCode, CliError> {
-    let reader = logs::open(&args.dir)?;
+/// Reads every event of `reader` into a digest (and the per-rank digest).
+fn digest_of(
+    reader: &LogReader,
+    ranks: &mut RankDigest,
+) -> Result<(Digest, observatory::storage::ReadStats), CliError> {
     let mut events = reader
         .read_all()
         .context(|| format!("cannot read logs in {}", reader.run_dir().display()))?;
@@ -236,17 +239,15 @@ pub(crate) fn run(args: &SummaryArgs) -> Result<ExitCode, CliError> {
     let mut digest = Digest::default();
     for e in events.by_ref() {
         digest.ingest(&e);
+        ranks.add(&e);
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let stats = events.total_stats();
-    logs::note_skipped(&stats);
+    Ok((digest, events.total_stats()))
+}
 
-    say!("Run: {}", reader.run_dir().display());
-    let model = digest.model.as_deref().unwrap_or("(no model name)");
-    let epochs = digest.total_epochs.map_or_else(String::new, |n| format!(", {n} epochs planned"));
-    say!("Model: {model}{epochs}; {} events read", stats.events);
-    say!();
+/// Prints the epoch summaries, final metrics and warnings of one digest.
+fn print_digest(digest: &mut Digest) {
     let summaries = digest.summaries();
     if summaries.is_empty() {
         say!("No batch_end events with metrics: no epoch summaries to compute.");
@@ -275,6 +276,93 @@ pub(crate) fn run(args: &SummaryArgs) -> Result<ExitCode, CliError> {
         );
     }
     say!();
-    print_rules(&digest);
+    print_rules(digest);
+}
+
+/// Prints the per-rank table of a run of several ranks and names the straggler.
+fn print_ranks(ranks: &RankDigest) {
+    let world = ranks.world_size.map_or_else(String::new, |w| format!(" of world size {w}"));
+    say!("Ranks: {}{world}", ranks.ranks.len());
+    say!(
+        "  {:>4}  {:>12}  {:>7}  {:>14}  {:>8}  rules",
+        "rank",
+        "final loss",
+        "epochs",
+        "mean epoch s",
+        "findings"
+    );
+    for r in &ranks.ranks {
+        let rules: Vec<String> =
+            r.findings_by_rule.iter().map(|(rule, n)| format!("{rule}×{n}")).collect();
+        say!(
+            "  {:>4}  {:>12}  {:>7}  {:>14}  {:>8}  {}",
+            r.rank,
+            r.final_loss().map_or_else(|| "-".to_owned(), num),
+            r.epoch_seconds.len().max(r.epoch_loss.len()),
+            r.mean_epoch_seconds().map_or_else(|| "-".to_owned(), |s| format!("{s:.3}")),
+            r.findings,
+            if rules.is_empty() { "-".to_owned() } else { rules.join(", ") }
+        );
+    }
+    match ranks.straggler() {
+        Some(s) => say!(
+            "Straggler: rank {} ({:.3} s per epoch, {:+.3} s = {:+.0}% vs the median {:.3} s)",
+            s.rank,
+            s.mean_epoch_seconds,
+            s.lag_seconds,
+            s.lag_ratio * 100.0,
+            s.median_epoch_seconds
+        ),
+        None => say!("Straggler: - (fewer than two ranks with timed epochs)"),
+    }
+}
+
+/// Runs `obs summary`.
+pub(crate) fn run(args: &SummaryArgs) -> Result<ExitCode, CliError> {
+    let reader = logs::open(&args.dir)?;
+    let rank_list = reader.ranks();
+    if !rank_list.is_empty() {
+        return run_ranked(&reader, &rank_list);
+    }
+    let mut ranks = RankDigest::new();
+    let (mut digest, stats) = digest_of(&reader, &mut ranks)?;
+    logs::note_skipped(&stats);
+
+    say!("Run: {}", reader.run_dir().display());
+    let model = digest.model.as_deref().unwrap_or("(no model name)");
+    let epochs = digest.total_epochs.map_or_else(String::new, |n| format!(", {n} epochs planned"));
+    say!("Model: {model}{epochs}; {} events read", stats.events);
+    say!();
+    print_digest(&mut digest);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `obs summary` of a run of several ranks: the per-rank table and straggler, then each
+/// rank's own summary (each rank's epochs are in order only within that rank).
+fn run_ranked(reader: &LogReader, rank_list: &[u32]) -> Result<ExitCode, CliError> {
+    let mut ranks = RankDigest::new();
+    let mut digests = Vec::new();
+    let mut total = observatory::storage::ReadStats::default();
+    for &r in rank_list {
+        let Some(one) = reader.rank(r) else { continue };
+        let (digest, stats) = digest_of(&one, &mut ranks)?;
+        total.merge(&stats);
+        digests.push((r, digest));
+    }
+    logs::note_skipped(&total);
+    say!("Run: {}", reader.run_dir().display());
+    let model = digests.iter().find_map(|(_, d)| d.model.as_deref()).unwrap_or("(no model name)");
+    let epochs = digests
+        .iter()
+        .find_map(|(_, d)| d.total_epochs)
+        .map_or_else(String::new, |n| format!(", {n} epochs planned"));
+    say!("Model: {model}{epochs}; {} events read", total.events);
+    say!();
+    print_ranks(&ranks);
+    for (r, digest) in &mut digests {
+        say!();
+        say!("──────── Rank {r} ────────");
+        print_digest(digest);
+    }
     Ok(ExitCode::SUCCESS)
 }

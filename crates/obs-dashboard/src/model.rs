@@ -229,6 +229,8 @@ pub struct Dashboard {
     pub(crate) closed: bool,
     /// Built from stored logs rather than live events.
     pub(crate) from_logs: bool,
+    /// Per-rank loss, epoch time and findings (empty for a single-process run).
+    pub(crate) ranks: obs_summary::RankDigest,
 }
 
 impl Default for Dashboard {
@@ -258,6 +260,7 @@ impl Dashboard {
             last_epoch: None,
             omitted_metric_values: 0,
             omitted_layer_values: 0,
+            ranks: obs_summary::RankDigest::new(),
             notes: Vec::new(),
             closed: false,
             from_logs: false,
@@ -295,6 +298,7 @@ impl Dashboard {
     /// Takes one event into account.
     pub fn ingest(&mut self, e: &Event) {
         self.counts[e.event_type.index()] += 1;
+        self.ranks.add(e);
         if e.timestamp.is_finite() {
             self.first_timestamp =
                 Some(self.first_timestamp.map_or(e.timestamp, |t| t.min(e.timestamp)));

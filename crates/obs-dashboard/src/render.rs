@@ -573,6 +573,50 @@ impl Dashboard {
         write_atomic(path.as_ref(), html.as_bytes())
     }
 
+    /// The per-rank table of a multi-process run: final loss, epochs, mean epoch time and
+    /// findings of every rank, and the straggler with its lag behind the median.
+    fn rank_table(&self) -> Option<Table> {
+        if self.ranks.is_empty() {
+            return None;
+        }
+        let mut rows = Vec::new();
+        let secs = |s: f64| format!("{s:.3} s");
+        let straggler = self.ranks.straggler();
+        if let Some(s) = &straggler {
+            rows.push((
+                "Straggler".to_owned(),
+                format!(
+                    "rank {}: {} per epoch, {} ({:+.0}%) behind the median {}",
+                    s.rank,
+                    secs(s.mean_epoch_seconds),
+                    secs(s.lag_seconds),
+                    s.lag_ratio * 100.0,
+                    secs(s.median_epoch_seconds)
+                ),
+            ));
+        }
+        for r in &self.ranks.ranks {
+            let rules: Vec<String> =
+                r.findings_by_rule.iter().map(|(rule, n)| format!("{rule} {n}")).collect();
+            rows.push((
+                format!("rank {}", r.rank),
+                format!(
+                    "final loss {} · {} epochs · mean epoch {} · {} findings{}",
+                    r.final_loss().map_or_else(|| "–".to_owned(), human),
+                    r.epoch_seconds.len().max(r.epoch_loss.len()),
+                    r.mean_epoch_seconds().map_or_else(|| "–".to_owned(), secs),
+                    count(r.findings),
+                    if rules.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", rules.join(", "))
+                    }
+                ),
+            ));
+        }
+        Some(Table { title: "Ranks", rows, truncated: false })
+    }
+
     fn layer_label(&self, i: usize) -> String {
         let l = &self.layers[i];
         let both = self.layers.iter().any(|o| o.name == l.name && o.source != l.source);
@@ -981,6 +1025,7 @@ impl Dashboard {
             run_entries.push((k.as_str(), v));
         }
         tables.extend(table("Run", &run_entries));
+        tables.extend(self.rank_table());
         if let Some(m) = &self.run.model_info {
             tables.extend(table("Model", &[("", m)]));
         }

@@ -6,6 +6,7 @@ mod compare;
 mod demo;
 mod errors;
 mod fingerprint;
+mod ranks;
 mod reading;
 
 use std::path::{Path, PathBuf};
