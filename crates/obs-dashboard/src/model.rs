@@ -413,6 +413,25 @@ impl Dashboard {
         if let Some(d) = e.data.get_f64("duration_s") {
             self.epoch_time.add(index, epoch, d);
         }
+        // A run of several ranks: each rank's loss and epoch time as curves of their own.
+        if let Some(rank) = e.rank {
+            let loss =
+                e.data.get("metrics").and_then(Value::as_map).and_then(|m| m.get_f64("loss"));
+            let own = [("loss", loss), ("epoch_s", e.data.get_f64("duration_s"))];
+            for (what, v) in own {
+                if let Some(v) = v {
+                    let name = format!("rank {rank} {what}");
+                    self.omitted_metric_values += u64::from(!add_named(
+                        &mut self.epoch_metrics,
+                        self.config.max_metrics,
+                        &name,
+                        index,
+                        epoch,
+                        v,
+                    ));
+                }
+            }
+        }
     }
 
     fn train_start(&mut self, e: &Event) {

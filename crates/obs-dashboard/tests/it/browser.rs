@@ -294,3 +294,45 @@ fn a_comparison_draws_every_chart_and_no_payload_executes() {
         assert_eq!(interaction[check], true, "{check}: {interaction}");
     }
 }
+
+/// Four ranks, rank 2 slow, a hostile rule name on rank 1.
+fn ranked_run() -> Vec<obs_core::Event> {
+    let mut events = Vec::new();
+    for rank in 0..4u32 {
+        let secs = if rank == 2 { 2.5 } else { 1.0 + f64::from(rank) * 0.01 };
+        for epoch in 0..5u64 {
+            let loss = 1.0 / (1.0 + epoch as f64) + f64::from(rank) * 0.05;
+            for batch in 0..4 {
+                events.push(batch_end(epoch, batch, loss).ranked(Some(rank), Some(4)));
+            }
+            events
+                .push(epoch_end(epoch, data! { "loss" => loss }, secs).ranked(Some(rank), Some(4)));
+        }
+    }
+    events.push(
+        health(2, 1, "<svg onload=alert(3)>", obs_core::Severity::Warning, IMG_MESSAGE)
+            .ranked(Some(1), Some(4)),
+    );
+    events
+}
+
+#[test]
+fn a_run_of_four_ranks_shows_each_rank_and_the_straggler() {
+    let dash = Dashboard::from_events(DashboardConfig::default(), ranked_run());
+    let html = dash.render().unwrap();
+    let data = page_data(&html);
+    let names: Vec<String> =
+        data["charts"].as_array().unwrap().iter().flat_map(series_names).collect();
+    for rank in 0..4 {
+        assert!(names.contains(&format!("rank {rank} loss")), "{names:?}");
+        assert!(names.contains(&format!("rank {rank} epoch_s")), "{names:?}");
+        assert!(html.contains(&format!("<th>rank {rank}</th>")), "no row for rank {rank}");
+    }
+    assert!(html.contains("<th>Straggler</th><td>rank 2: 2.500 s per epoch"), "{html}");
+    assert!(html.contains("&lt;svg onload=alert(3)&gt; 1"), "rank 1's finding, escaped");
+    assert!(!html.contains("<svg onload"), "a rule name reached the page as markup");
+    let Some(browser) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = load(&browser, &write(dir.path(), "ranks.html", &html));
+    assert_clean(&loaded, &html);
+}
