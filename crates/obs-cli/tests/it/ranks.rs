@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use obs_testkit::{BatchReport, LoggerObserver, RunConfig, TrainObserver};
+use obs_testkit::{BatchReport, LoggerObserver, RunConfig, Scenario, TrainObserver};
 use observatory::core::{LogLevel, TrainingLogger};
 use observatory::storage::{LogReader, StorageConfig, TieredStorage};
 
@@ -16,6 +16,8 @@ const CHILD_DIR: &str = "OBS_TEST_RANK_DIR";
 const STRAGGLE_MS: &str = "OBS_TEST_STRAGGLE_MS";
 const WORLD: u32 = 4;
 const SLOW_RANK: u32 = 2;
+/// The rank whose run diverges to NaN: its logger raises critical (health-tier) alerts.
+const NAN_RANK: u32 = 3;
 
 /// Forwards to the logger and sleeps after every batch: a slow rank.
 struct Slow<'a> {
@@ -32,6 +34,28 @@ impl TrainObserver for Slow<'_> {
     }
     fn batch_start(&mut self, epoch: u64, batch: u64) {
         self.inner.batch_start(epoch, batch);
+    }
+    fn layer_forward(
+        &mut self,
+        layer: &obs_testkit::LayerInfo,
+        output: obs_testkit::TensorView<'_>,
+    ) {
+        self.inner.layer_forward(layer, output);
+    }
+    fn layer_backward(
+        &mut self,
+        layer: &obs_testkit::LayerInfo,
+        grad: obs_testkit::TensorView<'_>,
+    ) {
+        self.inner.layer_backward(layer, grad);
+    }
+    fn weight_updated(
+        &mut self,
+        layer: &obs_testkit::LayerInfo,
+        weights: obs_testkit::TensorView<'_>,
+        update_norm: f64,
+    ) {
+        self.inner.weight_updated(layer, weights, update_norm);
     }
     fn batch_end(&mut self, report: &BatchReport) {
         std::thread::sleep(self.pause);
@@ -57,10 +81,17 @@ fn rank_child() {
         TieredStorage::with_config(StorageConfig::new(Path::new(&dir)).rank(rank)).unwrap();
     logger.add_backend(storage).unwrap();
     // Each rank trains on its own shard: the same task, a seed of its own.
-    let mut config = RunConfig::default().with_seed(1000 + u64::from(rank));
-    config.epochs = 3;
-    config.train_samples = 96;
-    config.val_samples = 32;
+    let config = if rank == NAN_RANK {
+        // The scenario's own data and seed: it diverges at its pinned onset (epoch 2).
+        RunConfig { epochs: 3, ..RunConfig::for_scenario(Scenario::NanDivergence) }
+    } else {
+        RunConfig {
+            epochs: 3,
+            train_samples: 96,
+            val_samples: 32,
+            ..RunConfig::for_scenario(Scenario::Healthy).with_seed(1000 + u64::from(rank))
+        }
+    };
     let pause = std::env::var(STRAGGLE_MS).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut observer = LoggerObserver::new(logger.clone());
     let mut slow = Slow { inner: &mut observer, pause: Duration::from_millis(pause) };
@@ -79,7 +110,7 @@ fn four_ranks_in_one_run() {
                 .env(CHILD_DIR, &run)
                 .env("RANK", rank.to_string())
                 .env("WORLD_SIZE", WORLD.to_string())
-                .env(STRAGGLE_MS, if rank == SLOW_RANK { "8" } else { "0" });
+                .env(STRAGGLE_MS, if rank == SLOW_RANK { "15" } else { "0" });
             (rank, cmd.spawn().unwrap())
         })
         .collect();
@@ -115,11 +146,20 @@ fn four_ranks_in_one_run() {
         assert!(cells[1].parse::<f64>().is_ok(), "{row}");
         assert_eq!(cells[2], "3", "{row}");
         assert!(cells[3].parse::<f64>().is_ok_and(|s| s >= 0.0), "{row}");
+        // Findings per rank: only the diverging rank has any.
+        let findings: u64 = cells[4].parse().unwrap();
+        assert_eq!(findings > 0, rank == NAN_RANK, "{row}");
     }
     assert!(out.contains(&format!("Straggler: rank {SLOW_RANK} (")), "{out}");
 
     let report = obs(dir.path(), &["report", "run", "-o", "report.html"]).expect(0);
     let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
     assert!(report.stdout.contains("events read"), "{}", report.stdout);
-    assert!(html.contains("Straggler"), "the report names the straggler");
+    assert!(
+        html.contains(&format!("<th>Straggler</th><td>rank {SLOW_RANK}: ")),
+        "the report names the straggler"
+    );
+    for rank in 0..WORLD {
+        assert!(html.contains(&format!("<th>rank {rank}</th>")), "rank {rank} in the report");
+    }
 }
