@@ -218,6 +218,21 @@ impl Samples {
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()
     }
+
+    /// The samples whose index is `rank` modulo `world` (all of them when `world` is 0 or 1;
+    /// none when `rank >= world`).
+    pub fn shard(&self, rank: usize, world: usize) -> Samples {
+        if world <= 1 {
+            return self.clone();
+        }
+        let features = self.x.len().checked_div(self.len()).unwrap_or(0);
+        let mut out = Samples::default();
+        for i in (rank..self.len()).step_by(world) {
+            out.x.extend_from_slice(&self.x[i * features..(i + 1) * features]);
+            out.y.push(self.y[i]);
+        }
+        out
+    }
 }
 
 /// A train/validation split generated from one seed: both halves come from the same

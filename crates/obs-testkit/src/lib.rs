@@ -39,6 +39,9 @@ pub enum Corruption {
     /// Its labels are shifted to the next class (`y -> (y + 1) mod classes`): a batch whose
     /// labels went out of step with its inputs, as a broken data pipeline makes.
     ShiftLabels,
+    /// One input value of its first sample becomes NaN: a broken record in the data, which
+    /// poisons the loss and every gradient of that step.
+    NanInput,
 }
 
 /// A training run showing one behaviour, healthy or pathological.
@@ -237,6 +240,11 @@ pub struct RunConfig {
     pub bias_init: f32,
     /// The synthetic dataset.
     pub dataset: Dataset,
+    /// `(rank, world_size)`: train on this rank's shard only, the training samples whose index
+    /// is `rank` modulo `world_size` (validation keeps every sample). With the same seed on
+    /// every rank the initial weights agree, so data-parallel training averages the gradients
+    /// of [`TrainObserver::reduce_gradients`] across ranks and the ranks stay in step.
+    pub shard: Option<(usize, usize)>,
 }
 
 impl Default for RunConfig {
@@ -284,6 +292,7 @@ impl RunConfig {
             shuffle_labels: false,
             bias_init: 0.0,
             dataset: Dataset::TWO_SPIRALS,
+            shard: None,
         };
         match scenario {
             Scenario::Healthy => healthy,

@@ -293,6 +293,11 @@ impl Mlp {
         }
     }
 
+    /// Every gradient of the last backward pass: each layer's weights, then its bias.
+    pub(crate) fn gradients_mut(&mut self) -> Vec<&mut [f32]> {
+        self.layers.iter_mut().flat_map(|l| [&mut l.gw[..], &mut l.gb[..]]).collect()
+    }
+
     /// One optimiser step for every layer; calls `on_layer(index, weights, update_norm)`.
     pub(crate) fn step(
         &mut self,

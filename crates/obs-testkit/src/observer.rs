@@ -112,6 +112,13 @@ pub trait TrainObserver {
     fn weight_updated(&mut self, layer: &LayerInfo, weights: TensorView<'_>, update_norm: f64) {
         let _ = (layer, weights, update_norm);
     }
+    /// After the backward pass and before the optimiser step, every gradient of the step, in
+    /// layer order (weights `[in, out]` then bias `[out]` of each layer), to be changed in
+    /// place: data-parallel training averages them across ranks here (an all-reduce). The
+    /// `layer_backward` hooks and the batch report's norms saw the local gradients.
+    fn reduce_gradients(&mut self, gradients: &mut [&mut [f32]]) {
+        let _ = gradients;
+    }
     /// A batch ended.
     fn batch_end(&mut self, report: &BatchReport) {
         let _ = report;
@@ -146,6 +153,9 @@ impl<T: TrainObserver + ?Sized> TrainObserver for &mut T {
     }
     fn weight_updated(&mut self, layer: &LayerInfo, weights: TensorView<'_>, update_norm: f64) {
         (**self).weight_updated(layer, weights, update_norm);
+    }
+    fn reduce_gradients(&mut self, gradients: &mut [&mut [f32]]) {
+        (**self).reduce_gradients(gradients);
     }
     fn batch_end(&mut self, report: &BatchReport) {
         (**self).batch_end(report);

@@ -29,6 +29,9 @@ pub fn train(config: &RunConfig, observer: &mut dyn TrainObserver) -> TrainOutco
     let features = config.dataset.features();
     let (mut train_set, val_set) =
         split(&config.dataset, config.train_samples, config.val_samples, config.seed);
+    if let Some((rank, world)) = config.shard {
+        train_set = train_set.shard(rank, world);
+    }
     if config.shuffle_labels {
         Rng::stream(config.seed, 4).shuffle(&mut train_set.y);
     }
@@ -85,6 +88,11 @@ pub fn train(config: &RunConfig, observer: &mut dyn TrainObserver) -> TrainOutco
                         xb.iter_mut().for_each(|v| *v *= SPIKE_INPUT_SCALE);
                     }
                     Corruption::ShiftLabels => yb.iter_mut().for_each(|y| *y = (*y + 1) % classes),
+                    Corruption::NanInput => {
+                        if let Some(v) = xb.first_mut() {
+                            *v = f32::NAN;
+                        }
+                    }
                 }
             }
             let n = rows.len();
@@ -99,6 +107,7 @@ pub fn train(config: &RunConfig, observer: &mut dyn TrainObserver) -> TrainOutco
                 grad_norms[l] = l2_norm(grad);
                 observer.layer_backward(&layers[l], view(grad, &weight_shapes[l]));
             });
+            observer.reduce_gradients(&mut net.gradients_mut());
             net.step(&config.optimizer, config.learning_rate, |l, w, update| {
                 observer.weight_updated(&layers[l], view(w, &weight_shapes[l]), update);
             });

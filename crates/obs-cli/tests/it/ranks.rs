@@ -1,31 +1,136 @@
-//! A run of four real processes, one per rank, each training the testkit MLP on its own shard
-//! into one run directory; `obs summary` and `obs report` must show every rank and name the
+//! A run of four real processes training data-parallel: one per rank, each on its shard of
+//! the testkit data, gradients averaged across the processes after every backward pass (a
+//! small all-reduce over loopback TCP), all logging into one run directory. `obs summary` and
+//! `obs report` must show every rank, per-rank loss, epoch time and findings, and name the
 //! straggler.
 
-use std::path::Path;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use obs_testkit::{BatchReport, LoggerObserver, RunConfig, Scenario, TrainObserver};
-use observatory::core::{LogLevel, TrainingLogger};
+use obs_testkit::{
+    BatchReport, Corruption, LoggerObserver, RunConfig, Scenario, TensorView, TrainObserver,
+};
+use observatory::core::{EventType, LogLevel, TrainingLogger};
 use observatory::storage::{LogReader, StorageConfig, TieredStorage};
 
 use crate::{obs, tempdir};
 
 const CHILD_DIR: &str = "OBS_TEST_RANK_DIR";
+const SYNC_DIR: &str = "OBS_TEST_SYNC_DIR";
 const STRAGGLE_MS: &str = "OBS_TEST_STRAGGLE_MS";
 const WORLD: u32 = 4;
 const SLOW_RANK: u32 = 2;
-/// The rank whose run diverges to NaN: its logger raises critical (health-tier) alerts.
+/// The rank whose shard holds a broken record: its loss and gradients go NaN at one step.
 const NAN_RANK: u32 = 3;
+const EPOCHS: u64 = 3;
+const BATCH: usize = 16;
+const TRAIN_SAMPLES: usize = 384;
 
-/// Forwards to the logger and sleeps after every batch: a slow rank.
-struct Slow<'a> {
-    inner: &'a mut LoggerObserver,
-    pause: Duration,
+/// The configuration of `rank`: the same seed everywhere (same initial weights and data), a
+/// shard each; the broken record sits in the NaN rank's shard.
+fn config(rank: u32) -> RunConfig {
+    RunConfig {
+        epochs: EPOCHS,
+        batch_size: BATCH,
+        train_samples: TRAIN_SAMPLES,
+        val_samples: 64,
+        shard: Some((rank as usize, WORLD as usize)),
+        inject_spike_at: (rank == NAN_RANK).then_some((1, 2)),
+        corruption: Corruption::NanInput,
+        ..RunConfig::for_scenario(Scenario::Healthy)
+    }
 }
 
-impl TrainObserver for Slow<'_> {
+/// The all-reduce: rank 0 accepts one connection per other rank, sums every rank's gradients in
+/// rank order and sends the mean back, so every rank applies exactly the same update.
+enum Link {
+    Root(Vec<TcpStream>),
+    Leaf(TcpStream),
+}
+
+fn connect(sync: &Path, rank: u32) -> Link {
+    let port_file = sync.join("allreduce.port");
+    if rank == 0 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let tmp = sync.join("allreduce.port.tmp");
+        std::fs::write(&tmp, listener.local_addr().unwrap().port().to_string()).unwrap();
+        std::fs::rename(&tmp, &port_file).unwrap();
+        let mut peers: Vec<Option<TcpStream>> = (1..WORLD).map(|_| None).collect();
+        for _ in 1..WORLD {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut r = [0u8; 4];
+            s.read_exact(&mut r).unwrap();
+            s.set_nodelay(true).unwrap();
+            peers[u32::from_le_bytes(r) as usize - 1] = Some(s);
+        }
+        Link::Root(peers.into_iter().map(Option::unwrap).collect())
+    } else {
+        let start = Instant::now();
+        let port = loop {
+            if let Ok(p) = std::fs::read_to_string(&port_file) {
+                break p;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "rank 0 never listened");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut s = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+        s.set_nodelay(true).unwrap();
+        s.write_all(&rank.to_le_bytes()).unwrap();
+        Link::Leaf(s)
+    }
+}
+
+fn send(s: &mut TcpStream, v: &[f32]) {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    s.write_all(&bytes).unwrap();
+}
+
+fn receive(s: &mut TcpStream, n: usize) -> Vec<f32> {
+    let mut bytes = vec![0u8; n * 4];
+    s.read_exact(&mut bytes).unwrap();
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+impl Link {
+    /// Replaces `local` by the mean over every rank.
+    fn all_reduce(&mut self, local: &mut [f32]) {
+        match self {
+            Link::Root(peers) => {
+                let mut sum = local.to_vec();
+                for p in peers.iter_mut() {
+                    for (s, v) in sum.iter_mut().zip(receive(p, local.len())) {
+                        *s += v;
+                    }
+                }
+                for (l, s) in local.iter_mut().zip(&sum) {
+                    *l = s / WORLD as f32;
+                }
+                for p in peers.iter_mut() {
+                    send(p, local);
+                }
+            }
+            Link::Leaf(s) => {
+                send(s, local);
+                local.copy_from_slice(&receive(s, local.len()));
+            }
+        }
+    }
+}
+
+/// One rank: forwards every hook to the logger, averages the gradients across the ranks, and
+/// (the slow rank) stalls at the end of each epoch's training outside the synchronised part,
+/// as a rank whose evaluation or data loading is slow does.
+struct Rank<'a> {
+    inner: &'a mut LoggerObserver,
+    link: Link,
+    pause: Duration,
+    last_batch: u64,
+}
+
+impl TrainObserver for Rank<'_> {
     fn train_start(&mut self, c: &RunConfig, l: &[obs_testkit::LayerInfo]) {
         self.inner.train_start(c, l);
     }
@@ -35,31 +140,41 @@ impl TrainObserver for Slow<'_> {
     fn batch_start(&mut self, epoch: u64, batch: u64) {
         self.inner.batch_start(epoch, batch);
     }
-    fn layer_forward(
-        &mut self,
-        layer: &obs_testkit::LayerInfo,
-        output: obs_testkit::TensorView<'_>,
-    ) {
+    fn layer_forward(&mut self, layer: &obs_testkit::LayerInfo, output: TensorView<'_>) {
         self.inner.layer_forward(layer, output);
     }
-    fn layer_backward(
-        &mut self,
-        layer: &obs_testkit::LayerInfo,
-        grad: obs_testkit::TensorView<'_>,
-    ) {
+    fn layer_backward(&mut self, layer: &obs_testkit::LayerInfo, grad: TensorView<'_>) {
         self.inner.layer_backward(layer, grad);
+    }
+    fn reduce_gradients(&mut self, gradients: &mut [&mut [f32]]) {
+        let mut flat: Vec<f32> = gradients.iter().flat_map(|g| g.iter().copied()).collect();
+        self.link.all_reduce(&mut flat);
+        // As a mixed-precision gradient scaler does: a step whose averaged gradient is not
+        // finite is skipped on every rank (zero gradients), so one broken record cannot
+        // poison the weights all ranks share.
+        if flat.iter().any(|g| !g.is_finite()) {
+            flat.fill(0.0);
+        }
+        let mut rest = &flat[..];
+        for g in gradients.iter_mut() {
+            let (mine, tail) = rest.split_at(g.len());
+            g.copy_from_slice(mine);
+            rest = tail;
+        }
     }
     fn weight_updated(
         &mut self,
         layer: &obs_testkit::LayerInfo,
-        weights: obs_testkit::TensorView<'_>,
+        weights: TensorView<'_>,
         update_norm: f64,
     ) {
         self.inner.weight_updated(layer, weights, update_norm);
     }
     fn batch_end(&mut self, report: &BatchReport) {
-        std::thread::sleep(self.pause);
         self.inner.batch_end(report);
+        if report.batch == self.last_batch {
+            std::thread::sleep(self.pause);
+        }
     }
     fn epoch_end(&mut self, report: &obs_testkit::EpochReport) {
         self.inner.epoch_end(report);
@@ -73,6 +188,7 @@ impl TrainObserver for Slow<'_> {
 #[test]
 fn rank_child() {
     let Some(dir) = std::env::var_os(CHILD_DIR) else { return };
+    let sync = PathBuf::from(std::env::var_os(SYNC_DIR).expect("the sync directory is set"));
     let logger =
         TrainingLogger::builder().level(LogLevel::Detailed).rank_from_env().build().unwrap();
     let (rank, world) = logger.rank().expect("RANK and WORLD_SIZE are set");
@@ -80,22 +196,17 @@ fn rank_child() {
     let storage =
         TieredStorage::with_config(StorageConfig::new(Path::new(&dir)).rank(rank)).unwrap();
     logger.add_backend(storage).unwrap();
-    // Each rank trains on its own shard: the same task, a seed of its own.
-    let config = if rank == NAN_RANK {
-        // The scenario's own data and seed: it diverges at its pinned onset (epoch 2).
-        RunConfig { epochs: 3, ..RunConfig::for_scenario(Scenario::NanDivergence) }
-    } else {
-        RunConfig {
-            epochs: 3,
-            train_samples: 96,
-            val_samples: 32,
-            ..RunConfig::for_scenario(Scenario::Healthy).with_seed(1000 + u64::from(rank))
-        }
-    };
+    let config = config(rank);
     let pause = std::env::var(STRAGGLE_MS).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let per_rank = TRAIN_SAMPLES / WORLD as usize;
     let mut observer = LoggerObserver::new(logger.clone());
-    let mut slow = Slow { inner: &mut observer, pause: Duration::from_millis(pause) };
-    obs_testkit::train(&config, &mut slow);
+    let mut me = Rank {
+        inner: &mut observer,
+        link: connect(&sync, rank),
+        pause: Duration::from_millis(pause),
+        last_batch: (per_rank.div_ceil(BATCH) - 1) as u64,
+    };
+    obs_testkit::train(&config, &mut me);
     logger.close().unwrap();
 }
 
@@ -108,9 +219,10 @@ fn four_ranks_in_one_run() {
             let mut cmd = Command::new(std::env::current_exe().unwrap());
             cmd.args(["ranks::rank_child", "--exact", "--nocapture", "--test-threads=1"])
                 .env(CHILD_DIR, &run)
+                .env(SYNC_DIR, dir.path())
                 .env("RANK", rank.to_string())
                 .env("WORLD_SIZE", WORLD.to_string())
-                .env(STRAGGLE_MS, if rank == SLOW_RANK { "15" } else { "0" });
+                .env(STRAGGLE_MS, if rank == SLOW_RANK { "300" } else { "0" });
             (rank, cmd.spawn().unwrap())
         })
         .collect();
@@ -125,11 +237,28 @@ fn four_ranks_in_one_run() {
     for rank in 0..WORLD {
         let epochs = events
             .iter()
-            .filter(|e| {
-                e.rank == Some(rank) && e.event_type == observatory::core::EventType::EpochEnd
-            })
+            .filter(|e| e.rank == Some(rank) && e.event_type == EventType::EpochEnd)
             .count();
         assert_eq!(epochs, 3, "rank {rank}");
+    }
+    // Data-parallel for real: every rank applied the same averaged updates to the same
+    // initial weights, so the validation loss (same validation set) agrees to the bit at every
+    // epoch, while the training losses (a shard each) differ.
+    let epoch_metric = |rank: u32, key: &str| -> Vec<f64> {
+        events
+            .iter()
+            .filter(|e| e.rank == Some(rank) && e.event_type == EventType::EpochEnd)
+            .map(|e| {
+                let m = e.data.get("metrics").and_then(|m| m.as_map()).expect("epoch metrics");
+                m.get(key).and_then(|v| v.as_f64()).expect(key)
+            })
+            .collect()
+    };
+    let val0 = epoch_metric(0, "val_loss");
+    assert!(val0.iter().all(|v| v.is_finite()), "{val0:?}");
+    for rank in 1..WORLD {
+        assert_eq!(epoch_metric(rank, "val_loss"), val0, "rank {rank} left the shared weights");
+        assert_ne!(epoch_metric(rank, "loss"), epoch_metric(0, "loss"), "rank {rank}");
     }
 
     let summary = obs(dir.path(), &["summary", "run"]).expect(0);
@@ -146,7 +275,8 @@ fn four_ranks_in_one_run() {
         assert!(cells[1].parse::<f64>().is_ok(), "{row}");
         assert_eq!(cells[2], "3", "{row}");
         assert!(cells[3].parse::<f64>().is_ok_and(|s| s >= 0.0), "{row}");
-        // Findings per rank: only the diverging rank has any.
+        // Findings per rank: only the rank with the broken record has any (its NaN step was
+        // skipped everywhere, so the others stayed healthy).
         let findings: u64 = cells[4].parse().unwrap();
         assert_eq!(findings > 0, rank == NAN_RANK, "{row}");
     }
