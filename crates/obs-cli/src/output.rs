@@ -85,7 +85,12 @@ fn metrics_text(out: &mut String, metrics: &observatory::core::Data) {
 /// One event as one line: severity tag, tier, position, type, layer, message and the numbers
 /// a reader looks for (metrics, a rule name, a gradient norm).
 pub(crate) fn event_line(e: &Event) -> String {
-    let mut s = format!(
+    let mut s = String::new();
+    if let Some(rank) = e.rank {
+        let _ = write!(s, "r{rank} ");
+    }
+    let _ = write!(
+        s,
         "{} {:<6} {:<9} {:<17}",
         tag(e.severity),
         e.tier().as_str(),

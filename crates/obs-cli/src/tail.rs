@@ -77,6 +77,12 @@ fn open_waiting(args: &TailArgs) -> Result<LogReader, CliError> {
     }
 }
 
+/// The readers to follow: each rank's of a multi-process run, else the run's own.
+fn sources(reader: &LogReader) -> Vec<LogReader> {
+    let ranks: Vec<LogReader> = reader.ranks().into_iter().filter_map(|r| reader.rank(r)).collect();
+    if ranks.is_empty() { vec![reader.clone()] } else { ranks }
+}
+
 /// Whether the run's last basic event is `train_end`: following it would wait forever.
 fn already_ended(reader: &LogReader) -> Result<bool, CliError> {
     let last = reader
@@ -108,7 +114,12 @@ fn poll_all(followers: &mut [Follower]) -> Result<Vec<(Tier, Event)>, CliError> 
 pub(crate) fn run(args: &TailArgs) -> Result<ExitCode, CliError> {
     let reader = open_waiting(args)?;
     let from_start = args.from_start || args.no_follow;
-    if !from_start && already_ended(&reader)? {
+    let sources = sources(&reader);
+    let mut all_ended = true;
+    for source in &sources {
+        all_ended &= already_ended(source)?;
+    }
+    if !from_start && all_ended {
         eprintln!(
             "obs: the run in {} has already ended; use --from-start or --no-follow to print it",
             reader.run_dir().display()
@@ -116,13 +127,15 @@ pub(crate) fn run(args: &TailArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     let from = if from_start { FollowFrom::Start } else { FollowFrom::End };
-    let mut followers = Vec::with_capacity(3);
-    for tier in Tier::ALL {
-        followers.push(
-            reader
-                .follow(tier, from)
-                .context(|| format!("cannot follow logs in {}", reader.run_dir().display()))?,
-        );
+    let mut followers = Vec::with_capacity(3 * sources.len());
+    for source in &sources {
+        for tier in Tier::ALL {
+            followers.push(
+                source
+                    .follow(tier, from)
+                    .context(|| format!("cannot follow logs in {}", source.run_dir().display()))?,
+            );
+        }
     }
     if !args.no_follow {
         eprintln!(
@@ -130,7 +143,8 @@ pub(crate) fn run(args: &TailArgs) -> Result<ExitCode, CliError> {
             reader.run_dir().display()
         );
     }
-    let mut ended = false;
+    // A multi-process run ends when every rank has written its train_end.
+    let mut ended_ranks = 0;
     loop {
         let round = poll_all(&mut followers)?;
         let got = round.len();
@@ -138,13 +152,13 @@ pub(crate) fn run(args: &TailArgs) -> Result<ExitCode, CliError> {
             if args.tier.includes(*tier) {
                 say!("{}", event_line(e));
             }
-            ended |= e.event_type == EventType::TrainEnd;
+            ended_ranks += usize::from(e.event_type == EventType::TrainEnd);
         }
         if got == CHUNK * followers.len() || (got > 0 && args.no_follow) {
             // More may be waiting right now: read on before deciding anything.
             continue;
         }
-        if ended || args.no_follow {
+        if ended_ranks >= sources.len() || args.no_follow {
             // One last round: events written with train_end in other tiers.
             for (tier, e) in poll_all(&mut followers)? {
                 if args.tier.includes(tier) {

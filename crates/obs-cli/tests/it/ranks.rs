@@ -292,4 +292,15 @@ fn four_ranks_in_one_run() {
     for rank in 0..WORLD {
         assert!(html.contains(&format!("<th>rank {rank}</th>")), "rank {rank} in the report");
     }
+
+    // `obs tail` prints every rank's events, each line tagged with its rank.
+    let tail = obs(dir.path(), &["tail", "run", "--no-follow"]).expect(0);
+    for rank in 0..WORLD {
+        let ends = tail
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with(&format!("r{rank} ")) && l.contains("train_end"))
+            .count();
+        assert_eq!(ends, 1, "rank {rank}:\n{}", tail.stdout);
+    }
 }
