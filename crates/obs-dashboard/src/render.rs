@@ -19,6 +19,9 @@ use crate::{Dashboard, DashboardError};
 
 const TEMPLATE: &str = include_str!("../templates/dashboard.html");
 const COMPARE_TEMPLATE: &str = include_str!("../templates/compare.html");
+/// The page frame both pages extend, and the chart sections they share.
+const BASE_TEMPLATE: &str = include_str!("../templates/base.html");
+const CHARTS_TEMPLATE: &str = include_str!("../templates/charts.html");
 const CSS: &str = include_str!("../templates/dashboard.css");
 const JS: &str = include_str!("../templates/dashboard.js");
 /// Runs before anything else on the page: records errors, stray `alert` calls and console
@@ -40,7 +43,12 @@ fn environment() -> &'static Environment<'static> {
         // Autoescaping follows the template name: `.html` escapes every `{{ }}` for HTML.
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         // The template is part of the crate and checked by the tests; a failure here is a bug.
-        for (name, source) in [("dashboard.html", TEMPLATE), ("compare.html", COMPARE_TEMPLATE)] {
+        for (name, source) in [
+            ("base.html", BASE_TEMPLATE),
+            ("charts.html", CHARTS_TEMPLATE),
+            ("dashboard.html", TEMPLATE),
+            ("compare.html", COMPARE_TEMPLATE),
+        ] {
             if let Err(e) = env.add_template(name, source) {
                 panic!("the built-in template {name} does not parse: {e}");
             }
