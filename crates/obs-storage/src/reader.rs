@@ -519,20 +519,7 @@ impl EventIter {
                 }
             }
         }
-        let mut best: Option<usize> = None;
-        for (i, head) in self.heads.iter().enumerate() {
-            if let Some(e) = head {
-                let better = match best.and_then(|b| self.heads[b].as_ref()) {
-                    None => true,
-                    // Sources are in rank order, so a tie keeps the lower rank first.
-                    Some(cur) => sort_key(e) < sort_key(cur),
-                };
-                if better {
-                    best = Some(i);
-                }
-            }
-        }
-        let i = best?;
+        let i = earliest(&self.heads)?;
         let event = self.heads[i].take();
         self.refill(i);
         event
@@ -588,6 +575,24 @@ impl MergedIter {
     }
 }
 
+/// The source whose next event comes first; on a tie the earlier source (sources are in rank
+/// or tier order, so the lower rank comes first).
+fn earliest(heads: &[Option<Event>]) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, head) in heads.iter().enumerate() {
+        if let Some(e) = head {
+            let better = match best.and_then(|b| heads[b].as_ref()) {
+                None => true,
+                Some(cur) => sort_key(e) < sort_key(cur),
+            };
+            if better {
+                best = Some(i);
+            }
+        }
+    }
+    best
+}
+
 /// NaN timestamps sort first so that they never hold back the rest of their file.
 fn sort_key(e: &Event) -> f64 {
     if e.timestamp.is_nan() { f64::NEG_INFINITY } else { e.timestamp }
@@ -603,19 +608,7 @@ impl Iterator for MergedIter {
                 *head = it.next();
             }
         }
-        let mut best: Option<usize> = None;
-        for (i, head) in self.heads.iter().enumerate() {
-            if let Some(e) = head {
-                let better = match best.and_then(|b| self.heads[b].as_ref()) {
-                    None => true,
-                    Some(cur) => sort_key(e) < sort_key(cur),
-                };
-                if better {
-                    best = Some(i);
-                }
-            }
-        }
-        let i = best?;
+        let i = earliest(&self.heads)?;
         let next = self.iters[i].next();
         std::mem::replace(&mut self.heads[i], next)
     }
