@@ -63,6 +63,13 @@ pub enum BridgeError {
         /// What was wrong.
         reason: String,
     },
+    /// A bridge setting is missing or unusable (no tracking URI, an unsupported scheme).
+    #[error("{0}")]
+    Config(String),
+    /// A tracking server could not be reached after the retries, or refused a request. The
+    /// message never holds the token.
+    #[error("MLflow: {0}")]
+    Http(String),
     /// The bridge was already closed.
     #[error("the bridge is closed")]
     Closed,

@@ -9,6 +9,8 @@ mod error;
 mod histogram;
 #[cfg_attr(not(all(feature = "tensorboard", feature = "wandb")), allow(dead_code))]
 mod json;
+#[cfg(feature = "mlflow")]
+pub mod mlflow;
 #[cfg_attr(not(all(feature = "tensorboard", feature = "wandb")), allow(dead_code))]
 mod names;
 #[cfg_attr(not(all(feature = "tensorboard", feature = "wandb")), allow(dead_code))]
@@ -22,6 +24,8 @@ pub mod wandb;
 
 pub use error::BridgeError;
 pub use histogram::Histogram;
+#[cfg(feature = "mlflow")]
+pub use mlflow::{MlflowBridge, MlflowBuilder, MlflowStats, RunOutcome};
 pub use names::{MAX_COMPONENT_LEN, sanitize_component};
 pub use steps::LAYER_STATS;
 #[cfg(feature = "tensorboard")]

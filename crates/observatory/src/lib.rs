@@ -31,9 +31,9 @@ pub use obs_dashboard as dashboard;
 #[cfg(feature = "fingerprint")]
 pub use obs_fingerprint as fingerprint;
 
-/// `TensorBoardBridge` and `WandbBridge` (the `obs-bridges` crate; features `tensorboard` and
-/// `wandb`, both in `bridges`).
-#[cfg(any(feature = "tensorboard", feature = "wandb"))]
+/// `TensorBoardBridge`, `WandbBridge` and `MlflowBridge` (the `obs-bridges` crate; features
+/// `tensorboard` and `wandb`, both in `bridges`, and `mlflow`, off by default).
+#[cfg(any(feature = "tensorboard", feature = "wandb", feature = "mlflow"))]
 pub use obs_bridges as bridges;
 
 /// The candle integration: `Session`, `Observed`, on-device norms (the `obs-candle` crate;
