@@ -32,6 +32,7 @@ const PACKAGES: [(&str, &str); 5] = [
 /// (no `python3`, no network), this warns and leaves `OBS_PYTHON` unset: locally the bridge
 /// tests then skip loudly, and under `CI=true` they fail, so CI never passes without them.
 pub(crate) fn provision(env: &mut Vec<(String, String)>) -> Result<()> {
+    provision_mlflow(env);
     if let Some(given) = std::env::var_os("OBS_PYTHON").filter(|p| !p.is_empty()) {
         env.push(("OBS_PYTHON".to_owned(), given.to_string_lossy().into_owned()));
         return Ok(());
@@ -46,6 +47,73 @@ pub(crate) fn provision(env: &mut Vec<(String, String)>) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// The MLflow tracking server and client of the MLflow bridge tests, in a virtualenv of their
+/// own (`target/mlflow-venv`, about 700 MB: the server's dependencies would slow every install
+/// of the checkers). `uv` (pinned) resolves and installs it much faster than pip does.
+const MLFLOW: (&str, &str) = ("mlflow", "3.17.2");
+const UV: (&str, &str) = ("uv", "0.9.0");
+
+/// Sets `OBS_MLFLOW_PYTHON` (kept when the caller set it), or warns: the MLflow tests then skip
+/// locally and fail under `CI=true`.
+fn provision_mlflow(env: &mut Vec<(String, String)>) {
+    if let Some(given) = std::env::var_os("OBS_MLFLOW_PYTHON").filter(|p| !p.is_empty()) {
+        env.push(("OBS_MLFLOW_PYTHON".to_owned(), given.to_string_lossy().into_owned()));
+        return;
+    }
+    match mlflow_venv_python() {
+        Ok(python) => {
+            env.push(("OBS_MLFLOW_PYTHON".to_owned(), python.to_string_lossy().into_owned()));
+        }
+        Err(e) => eprintln!(
+            "warning: could not provision the MLflow server of the bridge tests: {e:#}\n\
+             warning: those tests will skip locally and fail under CI=true"
+        ),
+    }
+}
+
+fn mlflow_venv_python() -> Result<PathBuf> {
+    let venv = super::project_root().join("target").join("mlflow-venv");
+    let bin = venv.join(if cfg!(windows) { "Scripts" } else { "bin" });
+    let python = bin.join(if cfg!(windows) { "python.exe" } else { "python" });
+    let pin = |(name, v): (&str, &str)| format!("{name}=={v}");
+    let installed = |python: &Path| {
+        let code = format!(
+            "import importlib.metadata as m, sys; sys.exit(0 if m.version({:?}) == {:?} else 1)",
+            MLFLOW.0, MLFLOW.1
+        );
+        python.exists()
+            && Command::new(python).args(["-c", &code]).output().is_ok_and(|o| o.status.success())
+    };
+    if installed(&python) {
+        eprintln!("==> mlflow server: {} (cached)", venv.display());
+        return Ok(python);
+    }
+    let started = std::time::Instant::now();
+    if !python.exists() {
+        run(
+            "create the mlflow virtualenv",
+            Path::new("python3"),
+            &["-m", "venv", &path_str(&venv)?],
+        )?;
+    }
+    run(
+        "install uv",
+        &python,
+        &["-m", "pip", "install", "--disable-pip-version-check", "--quiet", &pin(UV)],
+    )?;
+    let uv = bin.join(if cfg!(windows) { "uv.exe" } else { "uv" });
+    run(
+        "install mlflow",
+        &uv,
+        &["pip", "install", "--quiet", "--python", &path_str(&python)?, &pin(MLFLOW)],
+    )?;
+    if !installed(&python) {
+        bail!("{} still lacks {} after uv pip install", python.display(), pin(MLFLOW));
+    }
+    eprintln!("==> mlflow server installed in {:.0?}", started.elapsed());
+    Ok(python)
 }
 
 fn venv_python() -> Result<PathBuf> {
