@@ -82,7 +82,7 @@ impl Server {
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             // The server forks workers: end its whole process group.
-            let _ = Command::new("kill").args(["-9", &format!("-{}", c.id())]).status();
+            let _ = Command::new("kill").args(["-9", "--", &format!("-{}", c.id())]).status();
             let _ = c.kill();
             let _ = c.wait();
         }

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 use obs_testkit::{Dataset, Optimizer, RunConfig, Scenario};
 use observatory::adaptive::{AdaptiveLogger, AnomalyConfig, AnomalySummary};
-use observatory::bridges::{TensorBoardBridge, WandbBridge};
+use observatory::bridges::{MlflowBridge, TensorBoardBridge, WandbBridge};
 use observatory::core::{Data, LogLevel, Tier, TrainingLogger, Value, data};
 use observatory::dashboard::{DashboardConfig, DashboardExporter};
 use observatory::fingerprint::{Dataset as DatasetInput, TrainingFingerprint};
@@ -94,6 +94,10 @@ pub(crate) struct DemoArgs {
     /// The framework that trains the network.
     #[arg(long, value_enum, default_value_t = FrameworkArg::Testkit)]
     framework: FrameworkArg,
+    /// Also log the run to this MLflow tracking server (`http://host:port`; default: none,
+    /// `MLFLOW_TRACKING_URI` is not read here). The experiment is `observatory-demo`.
+    #[arg(long, value_name = "URI")]
+    mlflow: Option<String>,
 }
 
 /// An `f32` setting as the `f64` a person would write (`0.2`, not `0.20000000298023224`).
@@ -209,6 +213,8 @@ struct Outputs {
     tensorboard_dir: PathBuf,
     tensorboard_file: PathBuf,
     wandb_run: PathBuf,
+    /// The tracking server and MLflow run id, with `--mlflow`.
+    mlflow_run: Option<(String, String)>,
 }
 
 /// The base logger with every backend attached.
@@ -216,6 +222,7 @@ fn pipeline_logger(
     out: &Path,
     scenario: Scenario,
     config: &RunConfig,
+    mlflow: Option<&str>,
 ) -> Result<(TrainingLogger, Outputs, observatory::storage::StorageHandle), CliError> {
     // A fresh run directory per run: running the demo twice into one `--out` never mixes
     // runs, and readers given `--out` pick the newest run.
@@ -246,6 +253,22 @@ fn pipeline_logger(
         .context(|| format!("creating the W&B offline run in {}", run_dir.display()))?;
     let wandb_run = wandb.run_dir().to_owned();
 
+    let mlflow_uri = mlflow;
+    let mlflow = match mlflow {
+        Some(uri) => Some(
+            MlflowBridge::builder(WANDB_PROJECT)
+                .tracking_uri(uri)
+                .run_name(format!("demo-{scenario}"))
+                .tag("scenario", scenario.name())
+                .storage_dir(&run_dir)
+                .create()
+                .context(|| format!("creating an MLflow run on {uri}"))?,
+        ),
+        None => None,
+    };
+    let mlflow_run =
+        mlflow.as_ref().zip(mlflow_uri).map(|(b, uri)| (uri.to_owned(), b.run_id().to_owned()));
+
     let logger =
         TrainingLogger::new(LogLevel::Expert).context(|| "starting the logger".to_owned())?;
     let attach = |r: Result<(), observatory::core::BusError>| {
@@ -255,12 +278,16 @@ fn pipeline_logger(
     attach(logger.add_backend(dashboard))?;
     attach(logger.add_backend(tensorboard))?;
     attach(logger.add_backend(wandb))?;
+    if let Some(bridge) = mlflow {
+        attach(logger.add_backend(bridge))?;
+    }
     let outputs = Outputs {
         run_dir,
         dashboard: dashboard_path,
         tensorboard_dir,
         tensorboard_file,
         wandb_run,
+        mlflow_run,
     };
     Ok((logger, outputs, handle))
 }
@@ -325,7 +352,8 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
     }
     let started = Instant::now();
 
-    let (logger, outputs, storage) = pipeline_logger(&args.out, scenario, &config)?;
+    let (logger, outputs, storage) =
+        pipeline_logger(&args.out, scenario, &config, args.mlflow.as_deref())?;
     say!(
         "obs demo: scenario {scenario}, {} epochs, seed {}: {} ({} parameters), {} lr {}, batch {}",
         config.epochs,
@@ -406,6 +434,9 @@ pub(crate) fn run(args: &DemoArgs) -> Result<ExitCode, CliError> {
         bytes(file_size(&outputs.tensorboard_file))
     );
     say!("  wandb        {}", outputs.wandb_run.display());
+    if let Some((uri, run_id)) = &outputs.mlflow_run {
+        say!("  mlflow       run {run_id} on {uri} (experiment {WANDB_PROJECT})");
+    }
     say!();
     say!("Next:");
     say!("  open {} in a browser (it works offline)", outputs.dashboard.display());

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{ArgGroup, Args};
-use observatory::bridges::{TensorBoardBridge, WandbBridge};
+use observatory::bridges::{MlflowBridge, TensorBoardBridge, WandbBridge};
 use observatory::dashboard::{Dashboard, DashboardConfig};
 use observatory::storage::LogReader;
 
@@ -55,6 +55,13 @@ pub(crate) struct ExportArgs {
     /// Write a W&B offline run under `OUT/wandb/`.
     #[arg(long, value_name = "OUT")]
     wandb: Option<PathBuf>,
+    /// Replay into a run on this MLflow tracking server (`http://host:port`); `-` reads
+    /// `MLFLOW_TRACKING_URI`. The token comes from `MLFLOW_TRACKING_TOKEN`.
+    #[arg(long, value_name = "URI")]
+    mlflow: Option<String>,
+    /// The MLflow experiment (created when missing).
+    #[arg(long, default_value = "observatory")]
+    experiment: String,
     /// The W&B project.
     #[arg(long, default_value = "observatory")]
     project: String,
@@ -125,6 +132,26 @@ fn export_wandb(
     Ok((n, run_dir))
 }
 
+fn export_mlflow(
+    reader: &LogReader,
+    name: &str,
+    experiment: &str,
+    uri: &str,
+) -> Result<(u64, String), CliError> {
+    let mut builder =
+        MlflowBridge::builder(experiment).run_name(name).storage_dir(reader.run_dir());
+    if uri != "-" {
+        builder = builder.tracking_uri(uri);
+    }
+    let mut bridge = builder.create().context(|| "cannot create the MLflow run".to_owned())?;
+    let run_id = bridge.run_id().to_owned();
+    let n = replay(reader, "replaying into MLflow", |events| {
+        bridge.replay(events).context(|| format!("cannot send MLflow run {run_id}"))
+    })?;
+    bridge.close().context(|| format!("cannot finish MLflow run {run_id}"))?;
+    Ok((n, run_id))
+}
+
 /// Runs `obs export`.
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode, CliError> {
     let reader = logs::open(&args.dir)?;
@@ -138,6 +165,10 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode, CliError> {
         let (n, run_dir) = export_wandb(&reader, &name, &args.project, out)?;
         say!("W&B: {n} events replayed into {}", run_dir.display());
         say!("  upload with: wandb sync {}", run_dir.display());
+    }
+    if let Some(uri) = &args.mlflow {
+        let (n, run_id) = export_mlflow(&reader, &name, &args.experiment, uri)?;
+        say!("MLflow: {n} events replayed into run {run_id} (experiment {:?})", args.experiment);
     }
     Ok(ExitCode::SUCCESS)
 }
