@@ -25,7 +25,7 @@ pub mod wandb;
 pub use error::BridgeError;
 pub use histogram::Histogram;
 #[cfg(feature = "mlflow")]
-pub use mlflow::{MlflowBridge, MlflowBuilder, MlflowStats, RunOutcome};
+pub use mlflow::{MlflowBridge, MlflowBuilder, MlflowStats, RunOutcome, export_ranks};
 pub use names::{MAX_COMPONENT_LEN, sanitize_component};
 pub use steps::LAYER_STATS;
 #[cfg(feature = "tensorboard")]

@@ -123,6 +123,8 @@ pub struct MlflowBuilder {
     experiment: String,
     run_name: Option<String>,
     run_id: Option<String>,
+    run_group: Option<String>,
+    join_timeout: Duration,
     tags: Vec<(String, String)>,
     params: Vec<(String, String)>,
     storage_dir: Option<PathBuf>,
@@ -162,6 +164,23 @@ impl MlflowBuilder {
     #[must_use]
     pub fn run_id(mut self, id: impl Into<String>) -> Self {
         self.run_id = Some(id.into());
+        self
+    }
+
+    /// The distributed run this process belongs to (default: `OBS_RUN_GROUP` when set): rank 0
+    /// creates the run with the tag `obs.run_group` set to `group`, and every other rank waits
+    /// (at most [`MlflowBuilder::join_timeout`]) until it finds that run in the experiment and
+    /// logs into it. An explicit [`MlflowBuilder::run_id`] wins over the group.
+    #[must_use]
+    pub fn run_group(mut self, group: impl Into<String>) -> Self {
+        self.run_group = Some(group.into());
+        self
+    }
+
+    /// How long a rank other than 0 waits for rank 0's run of its group (default 120 s).
+    #[must_use]
+    pub fn join_timeout(mut self, timeout: Duration) -> Self {
+        self.join_timeout = timeout;
         self
     }
 
@@ -257,18 +276,22 @@ impl MlflowBuilder {
             None => Secret(std::env::var("MLFLOW_TRACKING_TOKEN").ok().filter(|t| !t.is_empty())),
         };
         let client = Client::new(base, token, self.timeout, self.attempts, self.backoff);
-        let run_id = self
-            .run_id
-            .clone()
-            .or_else(|| std::env::var("OBS_MLFLOW_RUN_ID").ok().filter(|r| !r.is_empty()));
-        let (run_id, experiment_id, owns_status) = match run_id {
-            Some(id) => {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let run_id = self.run_id.clone().or_else(|| env("OBS_MLFLOW_RUN_ID"));
+        let group = self.run_group.clone().or_else(|| env("OBS_RUN_GROUP"));
+        let rank0 = self.rank.is_none_or(|(r, _)| r == 0);
+        let (run_id, experiment_id, owns_status) = match (run_id, group) {
+            (Some(id), _) => {
                 let got = client.call_retry("GET", "runs/get", &json!({ "run_id": id }))?;
                 let exp = got["run"]["info"]["experiment_id"].as_str().unwrap_or("").to_owned();
-                let rank0 = self.rank.is_none_or(|(r, _)| r == 0);
                 (id, exp, rank0)
             }
-            None => {
+            (None, Some(group)) if !rank0 => {
+                let exp = client.experiment_id(&self.experiment)?;
+                let id = client.find_group_run(&exp, &group, self.join_timeout)?;
+                (id, exp, false)
+            }
+            (None, group) => {
                 let exp = client.experiment_id(&self.experiment)?;
                 let mut body = json!({
                     "experiment_id": exp,
@@ -276,6 +299,9 @@ impl MlflowBuilder {
                 });
                 if let Some(name) = &self.run_name {
                     body["run_name"] = json!(name);
+                }
+                if let Some(group) = &group {
+                    body["tags"] = json!([{ "key": "obs.run_group", "value": group }]);
                 }
                 let got = client.call_retry("POST", "runs/create", &body)?;
                 let id = got["run"]["info"]["run_id"]
@@ -674,6 +700,30 @@ impl Client {
             .map_err(|f| BridgeError::Http(f.message().to_owned()))
     }
 
+    /// Polls `runs/search` until the run tagged `obs.run_group = group` shows up.
+    fn find_group_run(
+        &self,
+        exp: &str,
+        group: &str,
+        wait: Duration,
+    ) -> Result<String, BridgeError> {
+        let deadline = Instant::now() + wait;
+        let filter = format!("tags.`obs.run_group` = '{}'", group.replace('\'', "\\'"));
+        let body = json!({ "experiment_ids": [exp], "filter": filter, "max_results": 1 });
+        loop {
+            let got = self.call_retry("POST", "runs/search", &body)?;
+            if let Some(id) = got["runs"][0]["info"]["run_id"].as_str() {
+                return Ok(id.to_owned());
+            }
+            if Instant::now() >= deadline {
+                return Err(BridgeError::Http(format!(
+                    "no run of group {group:?} appeared within {wait:?}: is rank 0 running?"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     fn experiment_id(&self, name: &str) -> Result<String, BridgeError> {
         match self.call_with(
             "GET",
@@ -788,6 +838,8 @@ impl MlflowBridge {
             experiment: experiment.into(),
             run_name: None,
             run_id: None,
+            run_group: None,
+            join_timeout: Duration::from_secs(120),
             tags: Vec::new(),
             params: Vec::new(),
             storage_dir: None,
@@ -1039,6 +1091,82 @@ impl MlflowBridge {
         }
         Ok(())
     }
+}
+
+/// Sends a stored multi-rank run into one MLflow run: every rank's values under its own keys
+/// (`batch/loss/rank-1`), and for each key and step that every rank logged, the cross-rank
+/// `.../mean`, `.../min` and `.../max` (`batch/loss/mean`), stamped with the latest of the ranks'
+/// timestamps. Params and tags come from every rank (the first value of a param wins); the
+/// status follows rank 0 (the lowest rank given). Returns the MLflow run id.
+///
+/// # Errors
+/// As [`MlflowBuilder::create`] and [`MlflowBridge::close`].
+pub fn export_ranks(
+    builder: MlflowBuilder,
+    ranks: Vec<(u32, Vec<Event>)>,
+) -> Result<String, BridgeError> {
+    let world = u32::try_from(ranks.len()).unwrap_or(u32::MAX);
+    let mut bridge = MlflowBuilder { rank: None, ..builder }.create()?;
+    bridge.push(Item::Tag("world_size".to_owned(), world.to_string()));
+    let mut across: BTreeMap<(String, u64), Vec<(f64, i64)>> = BTreeMap::new();
+    let mut first = true;
+    for (rank, events) in &ranks {
+        bridge.push(Item::Tag(format!("obs.rank.{rank}"), format!("{rank}/{world}")));
+        let mut conv = Converter::new(Some(*rank));
+        // Params are shared: a key already sent by an earlier rank is not sent again.
+        conv.params = std::mem::take(&mut bridge.conv.params);
+        let suffix = conv.suffix.clone();
+        for e in events {
+            let mut items = Vec::new();
+            conv.event(e, &mut |i| items.push(i));
+            for item in items {
+                if let Item::Metric(m) = &item
+                    && let Some(base) = m.key.strip_suffix(&suffix)
+                    && (base.starts_with("batch/") || base.starts_with("epoch/"))
+                {
+                    across
+                        .entry((base.to_owned(), m.step))
+                        .or_default()
+                        .push((m.value, m.timestamp_ms));
+                }
+                bridge.push(item);
+                if bridge.metrics.len() >= MAX_BATCH_METRICS {
+                    bridge.send_all(true)?;
+                }
+            }
+        }
+        if first {
+            bridge.conv.train_ended = conv.train_ended;
+            first = false;
+        }
+        bridge.conv.params = std::mem::take(&mut conv.params);
+    }
+    let mut seq = 0;
+    for ((key, step), values) in across {
+        if values.len() != ranks.len() {
+            continue;
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().map(|v| v.0).sum::<f64>() / n;
+        let min = values.iter().map(|v| v.0).fold(f64::INFINITY, f64::min);
+        let max = values.iter().map(|v| v.0).fold(f64::NEG_INFINITY, f64::max);
+        let ts = values.iter().map(|v| v.1).max().unwrap_or(0);
+        for (what, value) in [("mean", mean), ("min", min), ("max", max)] {
+            bridge.push(Item::Metric(Metric {
+                key: format!("{key}/{what}"),
+                value,
+                step,
+                timestamp_ms: ts,
+                seq,
+            }));
+            seq += 1;
+        }
+        if bridge.metrics.len() >= MAX_BATCH_METRICS {
+            bridge.send_all(true)?;
+        }
+    }
+    bridge.close()?;
+    Ok(bridge.run_id)
 }
 
 fn batch_body<'a>(

@@ -152,8 +152,67 @@ fn export_mlflow(
     Ok((n, run_id))
 }
 
+/// The `rank-<n>/` subdirectories of a multi-rank run directory, by rank.
+fn rank_dirs(dir: &Path) -> Vec<(u32, PathBuf)> {
+    let mut out: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rank = name.strip_prefix("rank-")?.parse().ok()?;
+            Some((rank, e.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `obs export --mlflow` of a multi-rank run: one MLflow run, per-rank keys and cross-rank
+/// mean/min/max.
+fn export_mlflow_ranks(
+    args: &ExportArgs,
+    uri: &str,
+    ranks: &[(u32, PathBuf)],
+) -> Result<(u64, String), CliError> {
+    let name = args.name.clone().unwrap_or_else(|| {
+        args.dir.file_name().map_or_else(|| "run".to_owned(), |n| n.to_string_lossy().into_owned())
+    });
+    let mut per_rank = Vec::new();
+    let mut n = 0;
+    for (rank, dir) in ranks {
+        let reader = logs::open(dir)?;
+        let events: Vec<_> = reader
+            .read_all()
+            .context(|| format!("cannot read logs in {}", dir.display()))?
+            .collect();
+        n += events.len() as u64;
+        per_rank.push((*rank, events));
+    }
+    let mut builder = MlflowBridge::builder(&args.experiment).run_name(name);
+    if uri != "-" {
+        builder = builder.tracking_uri(uri);
+    }
+    let run_id = observatory::bridges::export_ranks(builder, per_rank)
+        .context(|| "cannot export the ranks to MLflow".to_owned())?;
+    Ok((n, run_id))
+}
+
 /// Runs `obs export`.
 pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode, CliError> {
+    let ranks = rank_dirs(&args.dir);
+    if let Some(uri) = args.mlflow.as_deref().filter(|_| !ranks.is_empty()) {
+        let (n, run_id) = export_mlflow_ranks(args, uri, &ranks)?;
+        say!(
+            "MLflow: {n} events of {} ranks replayed into run {run_id} (experiment {:?})",
+            ranks.len(),
+            args.experiment
+        );
+        if args.tensorboard.is_none() && args.wandb.is_none() {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     let reader = logs::open(&args.dir)?;
     let name = run_name(args, &reader);
     if let Some(out) = &args.tensorboard {
@@ -166,7 +225,7 @@ pub(crate) fn export(args: &ExportArgs) -> Result<ExitCode, CliError> {
         say!("W&B: {n} events replayed into {}", run_dir.display());
         say!("  upload with: wandb sync {}", run_dir.display());
     }
-    if let Some(uri) = &args.mlflow {
+    if let Some(uri) = args.mlflow.as_ref().filter(|_| ranks.is_empty()) {
         let (n, run_id) = export_mlflow(&reader, &name, &args.experiment, uri)?;
         say!("MLflow: {n} events replayed into run {run_id} (experiment {:?})", args.experiment);
     }
