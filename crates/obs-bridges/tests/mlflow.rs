@@ -292,3 +292,82 @@ fn a_server_killed_and_restarted_mid_run_loses_nothing() {
     assert_eq!(got["status"], "FINISHED");
     check_metrics(&got, epochs, batches);
 }
+
+fn rank_loss(rank: u32, epoch: u64, batch: u64) -> f64 {
+    loss(epoch, batch) * (1.0 + f64::from(rank) / 8.0)
+}
+
+fn rank_events(rank: u32, epochs: u64, batches: u64) -> Vec<Event> {
+    let mut evs = events(epochs, batches);
+    for e in &mut evs {
+        if e.event_type == EventType::BatchEnd {
+            let (ep, b) = (e.epoch.unwrap(), e.batch.unwrap());
+            e.data = data! { "loss" => rank_loss(rank, ep, b) };
+        }
+    }
+    evs
+}
+
+#[test]
+fn ranks_share_one_run_with_per_rank_and_cross_rank_keys() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&python, dir.path());
+    let (epochs, batches, world) = (2, 30, 4u32);
+    // Live: four ranks (threads here; processes in practice) find one run by their group.
+    let group = "job-4711";
+    let threads: Vec<_> = (0..world)
+        .map(|rank| {
+            let uri = server.uri();
+            std::thread::spawn(move || {
+                let mut b = MlflowBridge::builder("obs-ranks")
+                    .tracking_uri(uri)
+                    .run_name("ddp")
+                    .run_group(group)
+                    .rank(rank, world)
+                    .create()
+                    .unwrap();
+                Backend::write(&mut b, &rank_events(rank, epochs, batches)).unwrap();
+                b.close().unwrap();
+                b.run_id().to_owned()
+            })
+        })
+        .collect();
+    let ids: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one run for all ranks: {ids:?}");
+    let got = read_back(&python, &server.uri(), &ids[0]);
+    assert_eq!(got["status"], "FINISHED");
+    assert_eq!(got["tags"]["obs.run_group"], group);
+    assert_eq!(got["tags"]["rank"], "0");
+    assert_eq!(got["tags"]["world_size"], "4");
+    for rank in 0..world {
+        assert_eq!(got["tags"][format!("obs.rank.{rank}")], format!("{rank}/4"));
+        let key = format!("batch/loss/rank-{rank}");
+        let hist = got["metrics"][&key].as_array().unwrap_or_else(|| panic!("no {key}"));
+        assert_eq!(hist.len() as u64, epochs * batches);
+        assert_eq!(hist[7][1].as_f64(), Some(rank_loss(rank, 0, 7)));
+    }
+
+    // Offline: the stored logs of four ranks, exported with cross-rank statistics.
+    let ranks: Vec<(u32, Vec<Event>)> =
+        (0..world).map(|r| (r, rank_events(r, epochs, batches))).collect();
+    let run_id = obs_bridges::export_ranks(
+        MlflowBridge::builder("obs-ranks-export").tracking_uri(server.uri()).run_name("ddp"),
+        ranks,
+    )
+    .unwrap();
+    let got = read_back(&python, &server.uri(), &run_id);
+    assert_eq!(got["status"], "FINISHED");
+    let at = |key: &str, i: usize| got["metrics"][key][i][1].as_f64().unwrap();
+    let all: Vec<f64> = (0..world).map(|r| rank_loss(r, 1, 3)).collect();
+    let i = (batches + 3) as usize;
+    assert_eq!(at("batch/loss/rank-2", i), all[2]);
+    assert_eq!(at("batch/loss/min", i), all[0]);
+    assert_eq!(at("batch/loss/max", i), all[3]);
+    assert_eq!(at("batch/loss/mean", i), all.iter().sum::<f64>() / 4.0);
+    assert_eq!(
+        got["metrics"]["batch/loss/mean"].as_array().unwrap().len() as u64,
+        epochs * batches
+    );
+    assert_eq!(got["params"]["lr"], "0.01");
+}
