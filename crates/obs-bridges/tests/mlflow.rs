@@ -371,3 +371,55 @@ fn ranks_share_one_run_with_per_rank_and_cross_rank_keys() {
     );
     assert_eq!(got["params"]["lr"], "0.01");
 }
+
+const PY_BENCH: &str = r#"
+import sys, time
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+c = MlflowClient(tracking_uri=sys.argv[1])
+exp = c.create_experiment("py-bench")
+run = c.create_run(exp).info.run_id
+n = int(sys.argv[2])
+metrics = [Metric("batch/loss", 1.0 / (1 + i), 1_700_000_000_000 + i, i) for i in range(n)]
+t = time.perf_counter()
+for i in range(0, n, 1000):
+    c.log_batch(run, metrics=metrics[i:i + 1000])
+print(n / (time.perf_counter() - t))
+"#;
+
+/// Metric values per second into the local server: `MlflowBridge` against MLflow's own Python
+/// client `log_batch`, in one run. A report, not a check: run with
+/// `cargo test -p obs-bridges --features mlflow --release --test mlflow -- --ignored --nocapture`.
+#[test]
+#[ignore = "a throughput report; run explicitly"]
+fn bench_metric_throughput_against_the_python_client() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&python, dir.path());
+    let n: u64 = 50_000;
+    let evs: Vec<Event> = (0..n)
+        .map(|i| {
+            Event::new(EventType::BatchEnd, LogLevel::Basic)
+                .at(Some(0), Some(i))
+                .time(1_700_000_000.0 + i as f64 * 1e-3)
+                .data(data! { "loss" => 1.0 / (1.0 + i as f64) })
+        })
+        .collect();
+    let mut bridge = MlflowBridge::builder("rs-bench").tracking_uri(server.uri()).create().unwrap();
+    let t = Instant::now();
+    for chunk in evs.chunks(512) {
+        Backend::write(&mut bridge, chunk).unwrap();
+    }
+    bridge.close().unwrap();
+    let rust = n as f64 / t.elapsed().as_secs_f64();
+    assert_eq!(bridge.stats().metrics_sent, n);
+    let out = Command::new(&python).args(["-c", PY_BENCH, &server.uri(), &n.to_string()]).output();
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let py: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    println!(
+        "MLflow log-batch, {n} metric values: MlflowBridge {rust:.0}/s, Python MlflowClient \
+         {py:.0}/s, ratio {:.2}x",
+        rust / py
+    );
+}
