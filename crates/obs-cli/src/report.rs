@@ -45,7 +45,7 @@ pub(crate) fn report(args: &ReportArgs) -> Result<ExitCode, CliError> {
 
 /// Arguments of `obs export`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["tensorboard", "wandb"])))]
+#[command(group(ArgGroup::new("target").required(true).multiple(true).args(["tensorboard", "wandb", "mlflow"])))]
 pub(crate) struct ExportArgs {
     /// A run directory, or a directory of `run-*` runs (the newest is read).
     dir: PathBuf,
