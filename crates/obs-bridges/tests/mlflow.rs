@@ -377,7 +377,7 @@ import sys, time
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 c = MlflowClient(tracking_uri=sys.argv[1])
-exp = c.create_experiment("py-bench")
+exp = c.create_experiment("py-bench-" + sys.argv[3])
 run = c.create_run(exp).info.run_id
 n = int(sys.argv[2])
 metrics = [Metric("batch/loss", 1.0 / (1 + i), 1_700_000_000_000 + i, i) for i in range(n)]
@@ -405,6 +405,16 @@ fn bench_metric_throughput_against_the_python_client() {
                 .data(data! { "loss" => 1.0 / (1.0 + i as f64) })
         })
         .collect();
+    // The server's first requests are several times slower: warm it up (untimed) first.
+    let py_run = |size: u64, name: &str| {
+        let args = ["-c", PY_BENCH, &server.uri(), &size.to_string(), name];
+        Command::new(&python).args(args).output()
+    };
+    assert!(py_run(10_000, "warm-up").unwrap().status.success());
+    let out = py_run(n, "timed");
+    let out = out.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let py: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     let mut bridge = MlflowBridge::builder("rs-bench").tracking_uri(server.uri()).create().unwrap();
     let t = Instant::now();
     for chunk in evs.chunks(512) {
@@ -413,10 +423,6 @@ fn bench_metric_throughput_against_the_python_client() {
     bridge.close().unwrap();
     let rust = n as f64 / t.elapsed().as_secs_f64();
     assert_eq!(bridge.stats().metrics_sent, n);
-    let out = Command::new(&python).args(["-c", PY_BENCH, &server.uri(), &n.to_string()]).output();
-    let out = out.unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let py: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     println!(
         "MLflow log-batch, {n} metric values: MlflowBridge {rust:.0}/s, Python MlflowClient \
          {py:.0}/s, ratio {:.2}x",
