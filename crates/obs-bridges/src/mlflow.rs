@@ -984,7 +984,8 @@ impl MlflowBridge {
         if !patient && self.down_until.is_some_and(|t| Instant::now() < t) {
             return Ok(());
         }
-        let attempts = if patient || self.down_until.is_none() { self.client.attempts } else { 1 };
+        // The bus thread makes one attempt; flush and close make them all.
+        let attempts = if patient { self.client.attempts } else { 1 };
         while !self.metrics.is_empty() || !self.params.is_empty() || !self.tags.is_empty() {
             let n_params = self.params.len().min(MAX_BATCH_PARAMS);
             let n_tags = self.tags.len().min(MAX_BATCH_TAGS);
