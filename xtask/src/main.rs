@@ -158,6 +158,7 @@ fn test() -> Result<()> {
     // browser for the dashboard. Each adds the variables its tests read.
     let mut env = Vec::new();
     python::provision(&mut env)?;
+    python::provision_mlflow(&mut env);
     browser::provision(&mut env)?;
     cargo_all_features("tests", &["test"], &[], &env)?;
     // The `observatory` Python package: maturin builds it into the virtualenv, pytest runs

@@ -32,7 +32,6 @@ const PACKAGES: [(&str, &str); 5] = [
 /// (no `python3`, no network), this warns and leaves `OBS_PYTHON` unset: locally the bridge
 /// tests then skip loudly, and under `CI=true` they fail, so CI never passes without them.
 pub(crate) fn provision(env: &mut Vec<(String, String)>) -> Result<()> {
-    provision_mlflow(env);
     if let Some(given) = std::env::var_os("OBS_PYTHON").filter(|p| !p.is_empty()) {
         env.push(("OBS_PYTHON".to_owned(), given.to_string_lossy().into_owned()));
         return Ok(());
@@ -57,7 +56,7 @@ const UV: (&str, &str) = ("uv", "0.9.0");
 
 /// Sets `OBS_MLFLOW_PYTHON` (kept when the caller set it), or warns: the MLflow tests then skip
 /// locally and fail under `CI=true`.
-fn provision_mlflow(env: &mut Vec<(String, String)>) {
+pub(crate) fn provision_mlflow(env: &mut Vec<(String, String)>) {
     if let Some(given) = std::env::var_os("OBS_MLFLOW_PYTHON").filter(|p| !p.is_empty()) {
         env.push(("OBS_MLFLOW_PYTHON".to_owned(), given.to_string_lossy().into_owned()));
         return;
