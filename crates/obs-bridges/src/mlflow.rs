@@ -392,6 +392,13 @@ impl Converter {
     fn metric(&mut self, key: &str, value: f64, step: u64, e: &Event, out: &mut impl FnMut(Item)) {
         let mut key = sanitize_key(key);
         key.push_str(&self.suffix);
+        // Without a rank of its own, the bridge files a ranked event under the event's rank.
+        if self.suffix.is_empty()
+            && let Some(rank) = e.rank
+        {
+            key.push_str("/rank-");
+            key.push_str(&rank.to_string());
+        }
         let ts = if e.timestamp.is_finite() { e.timestamp } else { 0.0 };
         out(Item::Metric(Metric {
             key,
@@ -768,7 +775,8 @@ fn short(s: &str) -> String {
 /// * **metrics** with their step and timestamp (ms): `batch/<metric>` at the global batch step,
 ///   `epoch/<metric>` at the epoch, `grad_norm/<layer>`, `activations/`, `gradients/`,
 ///   `weights/<layer>/<stat>`, `health/warnings` and `health/<rule>` (running counts), and
-///   `final/<metric>` from `train_end`; with a rank, every key ends in `/rank-<n>`;
+///   `final/<metric>` from `train_end`; with a rank (the builder's, else the event's), every
+///   key ends in `/rank-<n>`;
 /// * **params** from `train_start`: each hyperparameter, `fingerprint/<path>`, any other entry;
 /// * **tags**: `mlflow.runName`, `git.commit`/`git.branch`/`git.dirty` (and MLflow's own
 ///   `mlflow.source.git.*`), `rank`/`world_size`, `obs.health.last` and `obs.health.rules`;
