@@ -392,6 +392,7 @@ print(n / (time.perf_counter() - t))
 /// `cargo test -p obs-bridges --features mlflow --release --test mlflow -- --ignored --nocapture`.
 #[test]
 #[ignore = "a throughput report; run explicitly"]
+#[allow(clippy::print_stdout, reason = "the report is the output")]
 fn bench_metric_throughput_against_the_python_client() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
