@@ -382,11 +382,19 @@ struct Converter {
     warnings: u64,
     per_rule: BTreeMap<String, u64>,
     train_ended: bool,
+    rank: Option<u32>,
+    /// The run's params come from this converter: it is not another rank's.
+    owns_params: bool,
 }
 
 impl Converter {
     fn new(rank: Option<u32>) -> Self {
-        Self { suffix: rank.map_or_else(String::new, |r| format!("/rank-{r}")), ..Self::default() }
+        Self {
+            suffix: rank.map_or_else(String::new, |r| format!("/rank-{r}")),
+            rank,
+            owns_params: true,
+            ..Self::default()
+        }
     }
 
     fn metric(&mut self, key: &str, value: f64, step: u64, e: &Event, out: &mut impl FnMut(Item)) {
@@ -410,8 +418,12 @@ impl Converter {
         self.seq += 1;
     }
 
-    /// Params are immutable on the server: a key is sent once, with its first value.
+    /// Params are immutable on the server: a key is sent once, with its first value, and only
+    /// by the rank that owns the run's params.
     fn param(&mut self, key: &str, value: String, out: &mut impl FnMut(Item)) {
+        if !self.owns_params {
+            return;
+        }
         let key = sanitize_key(key);
         if self.params.contains_key(&key) {
             return;
@@ -502,6 +514,11 @@ impl Converter {
     }
 
     fn train_start(&mut self, e: &Event, out: &mut impl FnMut(Item)) {
+        // Params belong to the run, and every rank of a job shares one run: only rank 0 sends
+        // them. Two ranks sending the same param at once race on the server's unique key (one
+        // log-batch is refused whole, with its metrics), and a rank-specific value would
+        // conflict with rank 0's anyway; what differs per rank goes in the `obs.rank.<n>` tags.
+        self.owns_params = self.rank.or(e.rank).is_none_or(|r| r == 0);
         for (k, v) in &e.data {
             match (k, v) {
                 ("hyperparameters", Value::Map(hp)) => {

@@ -1,116 +1,17 @@
 //! The MLflow bridge against a real tracking server: `mlflow server` from PyPI (SQLite backend
 //! store, loopback port), started here, read back with MLflow's own `MlflowClient`.
 //!
-//! `cargo xtask test` provisions `target/mlflow-venv` and sets `OBS_MLFLOW_PYTHON`. Under CI
-//! (`CI=true`) a missing interpreter fails these tests; locally they skip with a loud message.
+//! The server harness is `obs_testkit::mlflow` (shared with the 4-process data-parallel test of
+//! obs-cli). Under CI (`CI=true`) a missing interpreter fails these tests; locally they skip.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use obs_testkit::mlflow::{Server, python};
 
 use obs_bridges::MlflowBridge;
 use obs_core::{Backend, Event, EventType, LogLevel, data};
 use serde_json::Value as Json;
-
-fn python() -> Option<PathBuf> {
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let given = std::env::var_os("OBS_MLFLOW_PYTHON").filter(|p| !p.is_empty()).map(PathBuf::from);
-    let fallback = || {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/mlflow-venv/bin/python");
-        p.exists().then_some(p)
-    };
-    let candidate = given.or_else(|| if ci { None } else { fallback() });
-    let usable = candidate.as_ref().is_some_and(|p| {
-        Command::new(p).args(["-c", "import mlflow"]).output().is_ok_and(|o| o.status.success())
-    });
-    if usable {
-        return candidate;
-    }
-    let why = "OBS_MLFLOW_PYTHON is not set or cannot import mlflow";
-    assert!(!ci, "{why}: the MLflow server tests must run in CI (use `cargo xtask test`)");
-    eprintln!("SKIPPED: {why}; run `cargo xtask test` to provision target/mlflow-venv");
-    None
-}
-
-/// A running `mlflow server`, killed on drop (also when the test panics).
-struct Server {
-    child: Option<Child>,
-    python: PathBuf,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Server {
-    fn start(python: &Path, dir: &Path) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut s = Self { child: None, python: python.to_owned(), dir: dir.to_owned(), port };
-        s.spawn();
-        s
-    }
-
-    fn uri(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let mlflow = self.python.with_file_name("mlflow");
-        let db = format!("sqlite:///{}", self.dir.join("mlflow.db").display());
-        let log =
-            std::fs::File::create(self.dir.join(format!("server-{}.log", self.port))).unwrap();
-        let child = Command::new(mlflow)
-            .args(["server", "--backend-store-uri", &db, "--host", "127.0.0.1", "--workers", "1"])
-            .args(["--port", &self.port.to_string()])
-            .args(["--default-artifact-root", &self.dir.join("artifacts").display().to_string()])
-            .current_dir(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("start mlflow server");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if healthy(self.port) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        panic!("mlflow server did not answer within 120 s; see {}", self.dir.display());
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // The server forks workers: end its whole process group.
-            let _ = Command::new("kill").args(["-9", "--", &format!("-{}", c.id())]).status();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-use std::os::unix::process::CommandExt;
-
-/// Whether `GET /health` answers 200.
-fn healthy(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.ends_with(b" 200")
-}
 
 trait Timed {
     fn time(self, t: f64) -> Self;
@@ -123,22 +24,8 @@ impl Timed for Event {
     }
 }
 
-const READ_BACK: &str = r#"
-import json, sys
-from mlflow.tracking import MlflowClient
-c = MlflowClient(tracking_uri=sys.argv[1])
-run = c.get_run(sys.argv[2])
-out = {"status": run.info.status, "params": run.data.params, "tags": run.data.tags, "metrics": {}}
-for key in run.data.metrics:
-    hist = c.get_metric_history(sys.argv[2], key)
-    out["metrics"][key] = sorted([[m.step, m.value, m.timestamp] for m in hist])
-print(json.dumps(out))
-"#;
-
-fn read_back(python: &Path, uri: &str, run_id: &str) -> Json {
-    let out = Command::new(python).args(["-c", READ_BACK, uri, run_id]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap()
+fn read_back(server: &Server, run_id: &str) -> Json {
+    serde_json::from_str(&server.read_back(run_id)).unwrap()
 }
 
 fn loss(epoch: u64, batch: u64) -> f64 {
@@ -225,7 +112,7 @@ fn a_run_reads_back_exactly_with_mlflows_own_client() {
     bridge.close().unwrap();
     assert_eq!(bridge.stats().status, Some("FINISHED"));
     assert!(bridge.stats().batches >= 3, "{:?}", bridge.stats());
-    let got = read_back(&python, &server.uri(), &run_id);
+    let got = read_back(&server, &run_id);
     assert_eq!(got["status"], "FINISHED");
     check_metrics(&got, epochs, batches);
     // Timestamps are the events' own, in milliseconds.
@@ -288,88 +175,9 @@ fn a_server_killed_and_restarted_mid_run_loses_nothing() {
     server.spawn();
     bridge.close().unwrap();
     assert!(bridge.stats().retries > 0);
-    let got = read_back(&python, &server.uri(), &run_id);
+    let got = read_back(&server, &run_id);
     assert_eq!(got["status"], "FINISHED");
     check_metrics(&got, epochs, batches);
-}
-
-fn rank_loss(rank: u32, epoch: u64, batch: u64) -> f64 {
-    loss(epoch, batch) * (1.0 + f64::from(rank) / 8.0)
-}
-
-fn rank_events(rank: u32, epochs: u64, batches: u64) -> Vec<Event> {
-    let mut evs = events(epochs, batches);
-    for e in &mut evs {
-        if e.event_type == EventType::BatchEnd {
-            let (ep, b) = (e.epoch.unwrap(), e.batch.unwrap());
-            e.data = data! { "loss" => rank_loss(rank, ep, b) };
-        }
-    }
-    evs
-}
-
-#[test]
-fn ranks_share_one_run_with_per_rank_and_cross_rank_keys() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&python, dir.path());
-    let (epochs, batches, world) = (2, 30, 4u32);
-    // Live: four ranks (threads here; processes in practice) find one run by their group.
-    let group = "job-4711";
-    let threads: Vec<_> = (0..world)
-        .map(|rank| {
-            let uri = server.uri();
-            std::thread::spawn(move || {
-                let mut b = MlflowBridge::builder("obs-ranks")
-                    .tracking_uri(uri)
-                    .run_name("ddp")
-                    .run_group(group)
-                    .rank(rank, world)
-                    .create()
-                    .unwrap();
-                Backend::write(&mut b, &rank_events(rank, epochs, batches)).unwrap();
-                b.close().unwrap();
-                b.run_id().to_owned()
-            })
-        })
-        .collect();
-    let ids: Vec<String> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "one run for all ranks: {ids:?}");
-    let got = read_back(&python, &server.uri(), &ids[0]);
-    assert_eq!(got["status"], "FINISHED");
-    assert_eq!(got["tags"]["obs.run_group"], group);
-    assert_eq!(got["tags"]["rank"], "0");
-    assert_eq!(got["tags"]["world_size"], "4");
-    for rank in 0..world {
-        assert_eq!(got["tags"][format!("obs.rank.{rank}")], format!("{rank}/4"));
-        let key = format!("batch/loss/rank-{rank}");
-        let hist = got["metrics"][&key].as_array().unwrap_or_else(|| panic!("no {key}"));
-        assert_eq!(hist.len() as u64, epochs * batches);
-        assert_eq!(hist[7][1].as_f64(), Some(rank_loss(rank, 0, 7)));
-    }
-
-    // Offline: the stored logs of four ranks, exported with cross-rank statistics.
-    let ranks: Vec<(u32, Vec<Event>)> =
-        (0..world).map(|r| (r, rank_events(r, epochs, batches))).collect();
-    let run_id = obs_bridges::export_ranks(
-        MlflowBridge::builder("obs-ranks-export").tracking_uri(server.uri()).run_name("ddp"),
-        ranks,
-    )
-    .unwrap();
-    let got = read_back(&python, &server.uri(), &run_id);
-    assert_eq!(got["status"], "FINISHED");
-    let at = |key: &str, i: usize| got["metrics"][key][i][1].as_f64().unwrap();
-    let all: Vec<f64> = (0..world).map(|r| rank_loss(r, 1, 3)).collect();
-    let i = (batches + 3) as usize;
-    assert_eq!(at("batch/loss/rank-2", i), all[2]);
-    assert_eq!(at("batch/loss/min", i), all[0]);
-    assert_eq!(at("batch/loss/max", i), all[3]);
-    assert_eq!(at("batch/loss/mean", i), all.iter().sum::<f64>() / 4.0);
-    assert_eq!(
-        got["metrics"]["batch/loss/mean"].as_array().unwrap().len() as u64,
-        epochs * batches
-    );
-    assert_eq!(got["params"]["lr"], "0.01");
 }
 
 const PY_BENCH: &str = r#"

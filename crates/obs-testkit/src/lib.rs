@@ -7,6 +7,9 @@ mod observer;
 mod rng;
 mod train;
 
+#[cfg(unix)]
+pub mod mlflow;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -21,6 +21,7 @@ use crate::{obs, tempdir};
 const CHILD_DIR: &str = "OBS_TEST_RANK_DIR";
 const SYNC_DIR: &str = "OBS_TEST_SYNC_DIR";
 const STRAGGLE_MS: &str = "OBS_TEST_STRAGGLE_MS";
+const MLFLOW_URI: &str = "OBS_TEST_MLFLOW_URI";
 const WORLD: u32 = 4;
 const SLOW_RANK: u32 = 2;
 /// The rank whose shard holds a broken record: its loss and gradients go NaN at one step.
@@ -196,6 +197,20 @@ fn rank_child() {
     let storage =
         TieredStorage::with_config(StorageConfig::new(Path::new(&dir)).rank(rank)).unwrap();
     logger.add_backend(storage).unwrap();
+    // All ranks report to one MLflow run, found through the job's run group; each writes the
+    // run id it joined for the parent to compare.
+    if let Some(uri) = std::env::var_os(MLFLOW_URI).filter(|u| !u.is_empty()) {
+        let bridge = observatory::bridges::MlflowBridge::builder("obs-ddp-test")
+            .tracking_uri(uri.to_string_lossy())
+            .run_name("ddp")
+            .run_group(sync.display().to_string())
+            .rank(rank, WORLD)
+            .storage_dir(Path::new(&dir).join(format!("rank-{rank}")))
+            .create()
+            .unwrap();
+        std::fs::write(sync.join(format!("mlflow-run.{rank}")), bridge.run_id()).unwrap();
+        logger.add_backend(bridge).unwrap();
+    }
     let config = config(rank);
     let pause = std::env::var(STRAGGLE_MS).ok().and_then(|v| v.parse().ok()).unwrap_or(0);
     let per_rank = TRAIN_SAMPLES / WORLD as usize;
@@ -207,28 +222,53 @@ fn rank_child() {
         last_batch: (per_rank.div_ceil(BATCH) - 1) as u64,
     };
     obs_testkit::train(&config, &mut me);
-    logger.close().unwrap();
+    let report = logger.close().unwrap();
+    // Every backend (storage, and the MLflow bridge when given) took every event.
+    assert!(report.failures.is_empty(), "rank {rank}: {:?}", report.failures);
+    assert_eq!(report.dropped, 0, "rank {rank}");
 }
 
-#[test]
-fn four_ranks_in_one_run() {
-    let dir = tempdir();
-    let run = dir.path().join("run");
+/// Starts the four rank processes (the slow rank stalling `straggle_ms` per epoch), reporting
+/// to `mlflow` when given, and waits for them; returns the run directory.
+fn launch(dir: &Path, mlflow: Option<String>, straggle_ms: u64) -> PathBuf {
+    let run = dir.join("run");
     let children: Vec<_> = (0..WORLD)
         .map(|rank| {
             let mut cmd = Command::new(std::env::current_exe().unwrap());
             cmd.args(["ranks::rank_child", "--exact", "--nocapture", "--test-threads=1"])
                 .env(CHILD_DIR, &run)
-                .env(SYNC_DIR, dir.path())
+                .env(SYNC_DIR, dir)
+                .env(MLFLOW_URI, mlflow.clone().unwrap_or_default())
                 .env("RANK", rank.to_string())
                 .env("WORLD_SIZE", WORLD.to_string())
-                .env(STRAGGLE_MS, if rank == SLOW_RANK { "300" } else { "0" });
+                .env(STRAGGLE_MS, if rank == SLOW_RANK { straggle_ms } else { 0 }.to_string());
             (rank, cmd.spawn().unwrap())
         })
         .collect();
     for (rank, mut child) in children {
         assert!(child.wait().unwrap().success(), "rank {rank} failed");
     }
+    run
+}
+
+/// The four ranks into one MLflow run on a real server (a run of its own: the server's CPU use
+/// on this machine would blur the straggler timing of [`four_ranks_in_one_run`]).
+#[test]
+fn four_ranks_report_to_one_mlflow_run() {
+    let Some(python) = obs_testkit::mlflow::python() else { return };
+    let dir = tempdir();
+    let mlflow_dir = dir.path().join("mlflow");
+    std::fs::create_dir(&mlflow_dir).unwrap();
+    let server = obs_testkit::mlflow::Server::start(&python, &mlflow_dir);
+    let run = launch(dir.path(), Some(server.uri()), 0);
+    let events: Vec<_> = LogReader::open(&run).unwrap().read_all().unwrap().collect();
+    mlflow_holds_every_rank(&server, dir.path(), &run, &events);
+}
+
+#[test]
+fn four_ranks_in_one_run() {
+    let dir = tempdir();
+    let run = launch(dir.path(), None, 600);
 
     let reader = LogReader::open(&run).unwrap();
     assert_eq!(reader.ranks(), vec![0, 1, 2, 3]);
@@ -303,4 +343,85 @@ fn four_ranks_in_one_run() {
             .count();
         assert_eq!(ends, 1, "rank {rank}:\n{}", tail.stdout);
     }
+}
+
+/// The MLflow side of the 4-process run: one run for every rank, per-rank keys holding exactly
+/// the stored losses, and `obs export --mlflow` adding cross-rank mean/min/max.
+fn mlflow_holds_every_rank(
+    server: &obs_testkit::mlflow::Server,
+    dir: &Path,
+    run: &Path,
+    events: &[observatory::core::Event],
+) {
+    let ids: Vec<String> = (0..WORLD)
+        .map(|r| std::fs::read_to_string(dir.join(format!("mlflow-run.{r}"))).unwrap())
+        .collect();
+    assert!(ids.iter().all(|id| *id == ids[0]), "one MLflow run for all ranks: {ids:?}");
+    let got: serde_json::Value = serde_json::from_str(&server.read_back(&ids[0])).unwrap();
+    assert_eq!(got["status"], "FINISHED", "{got}");
+    assert_eq!(got["tags"]["world_size"], "4");
+    // The stored batch losses of each rank, in step order.
+    let losses = |rank: u32| -> Vec<f64> {
+        events
+            .iter()
+            .filter(|e| e.rank == Some(rank) && e.event_type == EventType::BatchEnd)
+            .map(|e| {
+                let m = e.data.get("metrics").and_then(|m| m.as_map()).expect("batch metrics");
+                m.get("loss").and_then(|v| v.as_f64()).expect("loss")
+            })
+            .collect()
+    };
+    let history = |got: &serde_json::Value, key: &str| -> Vec<f64> {
+        got["metrics"][key]
+            .as_array()
+            .unwrap_or_else(|| {
+                panic!(
+                    "no {key} in {:?}",
+                    got["metrics"].as_object().map(|m| m.keys().collect::<Vec<_>>())
+                )
+            })
+            .iter()
+            .map(|m| m[1].as_f64().unwrap_or(f64::NAN))
+            .collect()
+    };
+    for rank in 0..WORLD {
+        assert_eq!(got["tags"][format!("obs.rank.{rank}")], format!("{rank}/4"));
+        let live = history(&got, &format!("batch/metrics/loss/rank-{rank}"));
+        let stored = losses(rank);
+        assert_eq!(live.len(), stored.len(), "rank {rank}");
+        for (a, b) in live.iter().zip(&stored) {
+            assert!(a == b || (a.is_nan() && b.is_nan()), "rank {rank}: {live:?} vs {stored:?}");
+        }
+    }
+
+    let export = obs(dir, &["export", "--mlflow", &server.uri(), run.to_str().unwrap()]).expect(0);
+    let run_id = export
+        .stdout
+        .split("into run ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no run id in {}", export.stdout));
+    let got: serde_json::Value = serde_json::from_str(&server.read_back(run_id)).unwrap();
+    let all: Vec<Vec<f64>> = (0..WORLD).map(losses).collect();
+    let (mean, min, max) = (
+        history(&got, "batch/metrics/loss/mean"),
+        history(&got, "batch/metrics/loss/min"),
+        history(&got, "batch/metrics/loss/max"),
+    );
+    // Steps where every rank's loss is finite (the NaN rank's broken step is left out).
+    let mut checked = 0;
+    for step in 0..all[0].len() {
+        let at: Vec<f64> = all.iter().map(|l| l[step]).collect();
+        if at.iter().all(|v| v.is_finite()) {
+            assert_eq!(min[step], at.iter().copied().fold(f64::INFINITY, f64::min), "step {step}");
+            assert_eq!(
+                max[step],
+                at.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                "step {step}"
+            );
+            assert!((mean[step] - at.iter().sum::<f64>() / 4.0).abs() < 1e-12, "step {step}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= all[0].len() - 1, "{checked} steps checked");
 }
