@@ -1271,17 +1271,22 @@ mod tests {
                 .at(Some(0), Some(1))
                 .data(data! { "loss" => 0.4 }),
         ];
-        let run = || {
-            let mut c = Converter::new(Some(2));
+        let convert = |rank| {
+            let mut c = Converter::new(rank);
             let mut items = Vec::new();
             for e in &events {
                 c.event(e, &mut |i| items.push(i));
             }
             items
         };
+        let run = || convert(Some(2));
         let items = run();
         assert_eq!(items, run());
-        assert!(items.contains(&Item::Param("lr".to_owned(), "0.01".to_owned())));
+        // Params belong to the run: rank 0 (or an unranked bridge) sends them, other ranks not.
+        let lr = Item::Param("lr".to_owned(), "0.01".to_owned());
+        assert!(!items.iter().any(|i| matches!(i, Item::Param(..))), "{items:?}");
+        assert!(convert(Some(0)).contains(&lr));
+        assert!(convert(None).contains(&lr));
         assert!(items.contains(&Item::Tag("git.commit".to_owned(), "abc".to_owned())));
         assert!(items.contains(&Item::Tag("git.dirty".to_owned(), "true".to_owned())));
         let metrics: Vec<(String, f64, u64, u64)> = items
