@@ -32,20 +32,29 @@ const PACKAGES: [(&str, &str); 5] = [
 /// (no `python3`, no network), this warns and leaves `OBS_PYTHON` unset: locally the bridge
 /// tests then skip loudly, and under `CI=true` they fail, so CI never passes without them.
 pub(crate) fn provision(env: &mut Vec<(String, String)>) -> Result<()> {
-    if let Some(given) = std::env::var_os("OBS_PYTHON").filter(|p| !p.is_empty()) {
-        env.push(("OBS_PYTHON".to_owned(), given.to_string_lossy().into_owned()));
-        return Ok(());
+    provide(env, "OBS_PYTHON", "the Python checkers", venv_python);
+    Ok(())
+}
+
+/// Sets `var` to the caller's value when given, else to the interpreter `make` provisions; when
+/// that fails, warns and leaves `var` unset (the tests then skip locally, fail under CI).
+fn provide(
+    env: &mut Vec<(String, String)>,
+    var: &str,
+    what: &str,
+    make: impl FnOnce() -> Result<PathBuf>,
+) {
+    if let Some(given) = std::env::var_os(var).filter(|p| !p.is_empty()) {
+        env.push((var.to_owned(), given.to_string_lossy().into_owned()));
+        return;
     }
-    match venv_python() {
-        Ok(python) => {
-            env.push(("OBS_PYTHON".to_owned(), python.to_string_lossy().into_owned()));
-        }
+    match make() {
+        Ok(python) => env.push((var.to_owned(), python.to_string_lossy().into_owned())),
         Err(e) => eprintln!(
-            "warning: could not provision the Python checkers of the bridge tests: {e:#}\n\
+            "warning: could not provision {what} of the bridge tests: {e:#}\n\
              warning: those tests will skip locally and fail under CI=true"
         ),
     }
-    Ok(())
 }
 
 /// The MLflow tracking server and client of the MLflow bridge tests, in a virtualenv of their
@@ -57,19 +66,7 @@ const UV: (&str, &str) = ("uv", "0.9.0");
 /// Sets `OBS_MLFLOW_PYTHON` (kept when the caller set it), or warns: the MLflow tests then skip
 /// locally and fail under `CI=true`.
 pub(crate) fn provision_mlflow(env: &mut Vec<(String, String)>) {
-    if let Some(given) = std::env::var_os("OBS_MLFLOW_PYTHON").filter(|p| !p.is_empty()) {
-        env.push(("OBS_MLFLOW_PYTHON".to_owned(), given.to_string_lossy().into_owned()));
-        return;
-    }
-    match mlflow_venv_python() {
-        Ok(python) => {
-            env.push(("OBS_MLFLOW_PYTHON".to_owned(), python.to_string_lossy().into_owned()));
-        }
-        Err(e) => eprintln!(
-            "warning: could not provision the MLflow server of the bridge tests: {e:#}\n\
-             warning: those tests will skip locally and fail under CI=true"
-        ),
-    }
+    provide(env, "OBS_MLFLOW_PYTHON", "the MLflow server", mlflow_venv_python);
 }
 
 fn mlflow_venv_python() -> Result<PathBuf> {
@@ -77,15 +74,7 @@ fn mlflow_venv_python() -> Result<PathBuf> {
     let bin = venv.join(if cfg!(windows) { "Scripts" } else { "bin" });
     let python = bin.join(if cfg!(windows) { "python.exe" } else { "python" });
     let pin = |(name, v): (&str, &str)| format!("{name}=={v}");
-    let installed = |python: &Path| {
-        let code = format!(
-            "import importlib.metadata as m, sys; sys.exit(0 if m.version({:?}) == {:?} else 1)",
-            MLFLOW.0, MLFLOW.1
-        );
-        python.exists()
-            && Command::new(python).args(["-c", &code]).output().is_ok_and(|o| o.status.success())
-    };
-    if installed(&python) {
+    if has_packages(&python, &[MLFLOW]) {
         eprintln!("==> mlflow server: {} (cached)", venv.display());
         return Ok(python);
     }
@@ -108,7 +97,7 @@ fn mlflow_venv_python() -> Result<PathBuf> {
         &uv,
         &["pip", "install", "--quiet", "--python", &path_str(&python)?, &pin(MLFLOW)],
     )?;
-    if !installed(&python) {
+    if !has_packages(&python, &[MLFLOW]) {
         bail!("{} still lacks {} after uv pip install", python.display(), pin(MLFLOW));
     }
     eprintln!("==> mlflow server installed in {:.0?}", started.elapsed());
@@ -122,7 +111,7 @@ fn venv_python() -> Result<PathBuf> {
     } else {
         venv.join("bin").join("python")
     };
-    if has_packages(&python) {
+    if has_packages(&python, &PACKAGES) {
         eprintln!("==> python checkers: {} (cached)", venv.display());
         return Ok(python);
     }
@@ -133,16 +122,16 @@ fn venv_python() -> Result<PathBuf> {
     let mut args = vec!["-m", "pip", "install", "--disable-pip-version-check", "--quiet"];
     args.extend(pins.iter().map(String::as_str));
     run("install the python checkers", &python, &args)?;
-    if !has_packages(&python) {
+    if !has_packages(&python, &PACKAGES) {
         bail!("{} still lacks {pins:?} after pip install", python.display());
     }
     Ok(python)
 }
 
-/// Whether `python` runs and has exactly the pinned versions installed.
-fn has_packages(python: &Path) -> bool {
+/// Whether `python` runs and has exactly the pinned versions of `pins` installed.
+fn has_packages(python: &Path, pins: &[(&str, &str)]) -> bool {
     let checks: Vec<String> =
-        PACKAGES.iter().map(|(name, v)| format!("m.version({name:?}) == {v:?}")).collect();
+        pins.iter().map(|(name, v)| format!("m.version({name:?}) == {v:?}")).collect();
     let code = format!(
         "import importlib.metadata as m, sys; sys.exit(0 if {} else 1)",
         checks.join(" and ")
