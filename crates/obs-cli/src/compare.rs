@@ -103,10 +103,9 @@ pub(crate) fn run(args: &CompareArgs) -> Result<ExitCode, CliError> {
             missing.push(format!("{}: {why}", r.label));
         }
     }
-    let mut fields_differ = false;
     let fingerprints: Vec<&TrainingFingerprint> =
         runs.iter().filter_map(|r| r.fingerprint.as_ref().ok()).collect();
-    let rows = if missing.is_empty() && fingerprints.len() == runs.len() {
+    let rows = if missing.is_empty() {
         let diffs: Vec<FingerprintDiff> =
             fingerprints[1..].iter().map(|fp| fingerprints[0].diff(fp)).collect();
         difference_rows(&diffs)
@@ -119,8 +118,8 @@ pub(crate) fn run(args: &CompareArgs) -> Result<ExitCode, CliError> {
     for note in &missing {
         page.add_note(format!("Fingerprints not compared: {note}"));
     }
+    let fields_differ = !rows.is_empty();
     for (field, values) in rows {
-        fields_differ = true;
         page.add_difference(field, values).context(|| "cannot compare the runs".to_owned())?;
     }
     page.write(&args.output).context(|| format!("cannot write {}", args.output.display()))?;

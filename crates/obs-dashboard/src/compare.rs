@@ -142,7 +142,8 @@ impl Comparison {
         if self.runs.is_empty() {
             return Err(DashboardError::Compare("no runs to compare".into()));
         }
-        render_template("compare.html", &self.page(), &self.data_json())
+        let charts = self.charts();
+        render_template("compare.html", &self.page(&charts), &self.data_json(&charts))
     }
 
     /// Renders the page and writes it to `path` atomically, creating the directory if needed.
@@ -239,17 +240,16 @@ impl Comparison {
         charts
     }
 
-    fn data_json(&self) -> String {
+    fn data_json(&self, charts: &[Chart<'_>]) -> String {
         let max =
             |f: fn(&Dashboard) -> Option<u64>| self.runs.iter().filter_map(|(_, d)| f(d)).max();
         charts_document(
             [("epoch", 1, max(|d| d.epoch_axis.max_x)), ("step", 1, max(|d| d.step_axis.max_x))],
-            &self.charts(),
+            charts,
         )
     }
 
-    fn page(&self) -> ComparePage {
-        let charts = self.charts();
+    fn page(&self, charts: &[Chart<'_>]) -> ComparePage {
         let has = |id: &str| charts.iter().any(|c| c.id == id);
         let panel = |id: &'static str, title: &str, note: &str, wide: bool| Panel {
             id,
