@@ -173,6 +173,26 @@ def test_fingerprint_inputs(tmp_path, monkeypatch):
     assert a.dataset_hash == b.dataset_hash and len(a.dataset_hash) == 64
 
 
+def test_dataset_hash_is_the_documented_leaf_tree(tmp_path, monkeypatch):
+    # docs/fingerprint.md, layout tree-v2, recomputed with hashlib: 2.5 MiB of float32 is two
+    # full 1 MiB leaves and a half one.
+    import hashlib
+    import struct
+
+    monkeypatch.chdir(tmp_path)
+    x = np.random.default_rng(3).standard_normal((640, 1024)).astype(np.float32)
+    raw = x.tobytes()
+    leaves = [raw[i : i + (1 << 20)] for i in range(0, len(raw), 1 << 20)]
+    assert len(leaves) == 3
+    head = b"obs-fingerprint:dataset:v2\nfloat32\n" + struct.pack("<QQQ", 2, 640, 1024)
+    expected = hashlib.sha256(
+        head + struct.pack("<Q", 1 << 20) + b"".join(hashlib.sha256(leaf).digest() for leaf in leaves)
+    ).hexdigest()
+    fp = TrainingFingerprint.capture(dataset=x)
+    assert fp.dataset_hash == expected
+    assert fp.to_dict()["dataset"]["layout"] == "tree-v2"
+
+
 def test_gil_is_released_while_hashing(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import threading

@@ -24,6 +24,7 @@ fn a_file_hashes_its_content_not_its_name() {
     assert_eq!(a.sha256, b.sha256);
     assert_ne!(a.sha256, c.sha256);
     assert_eq!((a.source, a.files, a.bytes), (DatasetSource::File, 1, 4));
+    assert_eq!(a.layout.as_deref(), Some("stream-v1"));
     assert_eq!((a.shape.as_slice(), a.dtype.as_str(), a.samples), (&[4u64][..], "bytes", 4));
 }
 

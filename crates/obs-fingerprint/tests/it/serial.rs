@@ -73,6 +73,7 @@ fn json_has_every_section() {
         assert!(v.get(key).is_some(), "missing {key}");
     }
     assert_eq!(v["dataset"]["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(v["dataset"]["layout"], "tree-v2");
     assert_eq!(v["model"]["sha256"].as_str().map(str::len), Some(64));
     assert_eq!(v["versions"]["observatory"], env!("CARGO_PKG_VERSION"));
     assert!(
@@ -158,4 +159,20 @@ fn emit_train_start_attaches_the_fingerprint() {
     let map: &Data = parsed.data.get("fingerprint").and_then(Value::as_map).unwrap();
     let text = serde_json::to_string_pretty(map).unwrap();
     assert_eq!(TrainingFingerprint::from_json(&text).unwrap(), fp);
+}
+
+#[test]
+fn a_record_from_before_hash_layouts_loads_and_the_diff_says_why_its_hash_differs() {
+    let fp = full();
+    let mut v: serde_json::Value = serde_json::from_str(&fp.to_json()).unwrap();
+    let dataset = v["dataset"].as_object_mut().unwrap();
+    dataset.remove("layout");
+    dataset.insert("sha256".to_owned(), serde_json::Value::from("0".repeat(64)));
+    let old = TrainingFingerprint::from_json(&v.to_string()).unwrap();
+    assert_eq!(old.dataset.as_ref().unwrap().layout, None);
+    let diff = old.diff(&fp);
+    let layout = diff.get("dataset.layout").expect("the layout is named in the diff");
+    assert_eq!((layout.left.as_str(), layout.right.as_str()), ("(absent)", "tree-v2"));
+    assert!(diff.get("dataset.sha256").is_some());
+    assert!(!old.to_json().contains("layout"), "an absent layout stays absent");
 }
