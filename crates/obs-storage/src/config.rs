@@ -78,7 +78,8 @@ pub struct StorageConfig {
     /// Whether debug-tier events are written at all. Default `true`; when `false` no debug file
     /// is created.
     pub write_debug: bool,
-    /// When this many events are buffered across the tiers, every tier is written to the OS.
+    /// When this many events are buffered across the tiers (checked after each batch the bus
+    /// hands over), every tier is written to the OS.
     /// Default [`DEFAULT_BUFFER_SIZE`] (50, as the reference); at least 1.
     pub buffer_size: usize,
     /// A tier whose buffer reaches this many bytes is written to the OS at once. Default

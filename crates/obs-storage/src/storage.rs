@@ -123,8 +123,8 @@ impl TierWriter {
 /// complete lines (64 KiB by default) and hands them to the OS:
 /// - basic: at every `epoch_end`;
 /// - health: at once, at the end of the batch the event arrived in;
-/// - every tier: at `train_end`, at `flush`/`close`, and whenever [`StorageConfig::buffer_size`]
-///   events are buffered in total;
+/// - every tier: at `train_end`, at `flush`/`close`, and at the end of each batch of events
+///   handed over in which [`StorageConfig::buffer_size`] events became buffered in total;
 /// - a tier whose buffer reaches [`StorageConfig::buffer_bytes`]: at once.
 ///
 /// Only whole lines are ever written, so a process killed at any moment leaves only valid lines
@@ -377,15 +377,17 @@ impl Backend for TieredStorage {
             if full {
                 keep(self.flush_tier(tier));
             }
-            if self.buffered_events() >= self.config.buffer_size as u64 {
-                keep(self.flush_all(false));
-            }
         }
-        if all_due {
-            keep(self.flush_all(matches!(
-                self.config.fsync,
-                FsyncPolicy::OnFlush | FsyncPolicy::Always
-            )));
+        // The count is checked once per handed-over batch, not per event: the batch's events
+        // were all in the queue already, so a `write` at every `buffer_size` events inside it
+        // would cost syscalls (the biggest share of storage time at high rates) and make
+        // nothing safer.
+        let count_due = self.buffered_events() >= self.config.buffer_size as u64;
+        if all_due || count_due {
+            // A train_end is a flush point like `flush()`; reaching the count is not.
+            let sync =
+                all_due && matches!(self.config.fsync, FsyncPolicy::OnFlush | FsyncPolicy::Always);
+            keep(self.flush_all(sync));
         } else {
             if basic_due {
                 keep(self.flush_tier(Tier::Basic));
