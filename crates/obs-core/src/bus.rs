@@ -18,7 +18,9 @@ use crossbeam_channel::{
     Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError,
 };
 
-use crate::{Backend, BackendError, Data, Event, EventType, LogLevel, Severity, Tier};
+use crate::{
+    Backend, BackendError, BatchMetrics, Data, Event, EventType, LogLevel, Severity, Tier,
+};
 
 /// Settings of an [`EventBus`].
 #[derive(Clone, Debug)]
@@ -197,7 +199,7 @@ struct BatchEnd {
     timestamp: f64,
     epoch: Option<u64>,
     batch: u64,
-    metrics: Data,
+    metrics: BatchMetrics,
 }
 
 impl BatchEnd {
@@ -205,7 +207,7 @@ impl BatchEnd {
     /// batch, level and severity by default.
     fn into_event(self) -> Event {
         let mut data = Data::with_capacity(1);
-        data.insert("metrics", self.metrics);
+        data.insert("metrics", self.metrics.into_data());
         Event::new_at(EventType::BatchEnd, EventType::BatchEnd.default_level(), self.timestamp)
             .at(self.epoch, Some(self.batch))
             .data(data)
@@ -260,6 +262,7 @@ impl EventBus {
             rx,
             give_back,
             retired: Vec::new(),
+            built_here: Vec::new(),
             batch_size: config.batch_size.max(1),
             slots: Vec::new(),
             pending: Vec::new(),
@@ -292,15 +295,16 @@ impl EventBus {
     /// Queues the `batch_end` event of `batch` (default level and severity, data
     /// `{"metrics": metrics}`) like [`EventBus::send`] would.
     ///
-    /// The bus thread builds the event: the training thread only moves the metrics map into
-    /// the queue, and everything else the event allocates is allocated and freed on the bus
-    /// thread, so a batch costs the training thread no more than one queue slot.
+    /// The bus thread builds the event: the training thread only moves the metrics into the
+    /// queue (inline when they fit, see [`BatchMetrics`]), and everything else the event
+    /// allocates is allocated and freed on the bus thread, so a batch costs the training
+    /// thread no more than one queue slot.
     pub fn send_batch_end(
         &self,
         timestamp: f64,
         epoch: Option<u64>,
         batch: u64,
-        metrics: Data,
+        metrics: BatchMetrics,
     ) -> SendOutcome {
         let debug = Tier::route(EventType::BatchEnd, Severity::Info) == Tier::Debug;
         self.send_msg(Msg::BatchEnd(BatchEnd { timestamp, epoch, batch, metrics }), debug)
@@ -477,6 +481,9 @@ struct Worker {
     rx: Receiver<Msg>,
     give_back: Sender<Vec<Event>>,
     retired: Vec<Event>,
+    /// For each event of the current batch: whether this thread built it (from a compact
+    /// `batch_end` message), so it is freed here rather than handed back.
+    built_here: Vec<bool>,
     batch_size: usize,
     slots: Vec<Slot>,
     pending: Vec<BackendFailure>,
@@ -561,13 +568,14 @@ impl Worker {
             while let Some(msg) = next.take() {
                 match msg {
                     Msg::Event(_) | Msg::BatchEnd(_) => {
-                        let mut event = match msg {
-                            Msg::BatchEnd(b) => b.into_event(),
-                            Msg::Event(e) => e,
+                        let (mut event, built_here) = match msg {
+                            Msg::BatchEnd(b) => (b.into_event(), true),
+                            Msg::Event(e) => (e, false),
                             Msg::Add(_) | Msg::Flush(_) | Msg::Close => continue,
                         };
                         stamp(&mut event, self.stamp);
                         batch.push(event);
+                        self.built_here.push(built_here);
                         if batch.len() >= self.batch_size {
                             self.dispatch(&mut batch);
                         }
@@ -667,13 +675,17 @@ impl Worker {
         }
     }
 
-    /// Keeps the written events to hand them back to the senders, [`RETURN_BATCH`] at a time,
+    /// Keeps the written events a sender built to hand them back, [`RETURN_BATCH`] at a time,
     /// instead of freeing them here: their payloads were allocated on a training thread, and
     /// freeing them on this one drains that thread's allocator cache on every event. Memory
     /// stays bounded: when [`RETURNED_BATCHES`] batches already wait (no sender came by), the
     /// events are freed here as before.
     fn retire(&mut self, batch: &mut Vec<Event>) {
-        for event in batch.drain(..) {
+        for (event, built_here) in batch.drain(..).zip(self.built_here.drain(..)) {
+            if built_here {
+                // Allocated on this thread (see `EventBus::send_batch_end`): freed here.
+                continue;
+            }
             self.retired.push(event);
             if self.retired.len() == RETURN_BATCH {
                 let full = std::mem::replace(&mut self.retired, Vec::with_capacity(RETURN_BATCH));

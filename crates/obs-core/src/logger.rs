@@ -9,7 +9,9 @@ use serde::Serialize;
 
 use crate::bus::{BusConfig, BusError, CloseReport, EventBus, SendOutcome};
 use crate::stats::{Activation, TensorError, TensorStats, TensorView, tensor_stats};
-use crate::{Backend, BackendError, Data, Event, EventType, LogLevel, Severity, unix_now};
+use crate::{
+    Backend, BackendError, BatchMetrics, Data, Event, EventType, LogLevel, Severity, unix_now,
+};
 
 const NONE: u64 = u64::MAX;
 
@@ -435,13 +437,18 @@ impl TrainingLogger {
         }
     }
 
-    /// A batch ends with its metrics (`loss`, ...). Data: `{"metrics": {...}}`.
-    pub fn on_batch_end(&self, batch: u64, metrics: Data) {
+    /// A batch ends with its metrics (`loss`, ...), a [`Data`] or a [`BatchMetrics`]. Data:
+    /// `{"metrics": {...}}`.
+    pub fn on_batch_end(&self, batch: u64, metrics: impl Into<BatchMetrics>) {
         self.inner.batch.store(batch, Ordering::Relaxed);
         if self.enabled(LogLevel::Detailed) {
             // The most frequent hook: the bus thread builds its event (see `send_batch_end`).
-            let outcome =
-                self.inner.bus.send_batch_end(unix_now(), self.current_epoch(), batch, metrics);
+            let outcome = self.inner.bus.send_batch_end(
+                unix_now(),
+                self.current_epoch(),
+                batch,
+                metrics.into(),
+            );
             self.count(outcome, EventType::BatchEnd, Severity::Info);
         }
     }

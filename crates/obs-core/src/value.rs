@@ -398,6 +398,17 @@ impl Data {
         self.entries.is_empty()
     }
 
+    /// Appends an entry whose key the caller knows is not present yet.
+    pub(crate) fn push_distinct(&mut self, key: Key, value: Value) {
+        debug_assert!(self.get(&key).is_none());
+        self.entries.push((key, value));
+    }
+
+    /// The entries with their keys as stored (borrowed or owned).
+    pub(crate) fn entries(&self) -> &[(Key, Value)] {
+        &self.entries
+    }
+
     /// The entries in insertion order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &Value)> {
         self.entries.iter().map(|(k, v)| (k.as_ref(), v))
