@@ -1,7 +1,7 @@
 //! Python objects to Observatory values and back: dicts become [`Data`], JSON-like values come
 //! back as native `dict`, `list`, `float`, `int`, `str`, `bool` and `None`.
 
-use obs_core::{Data, Value};
+use obs_core::{BatchMetrics, Data, Key, Value};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -15,6 +15,10 @@ pub(crate) fn to_value(obj: &Bound<'_, PyAny>) -> PyResult<Value> {
 const MAX_DEPTH: usize = 64;
 
 fn to_value_depth(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
+    // Metrics are floats nearly always: one type comparison settles them.
+    if let Ok(f) = obj.cast_exact::<PyFloat>() {
+        return Ok(Value::Float(f.value()));
+    }
     if depth > MAX_DEPTH {
         return Err(PyValueError::new_err("value nested more than 64 levels deep"));
     }
@@ -61,27 +65,60 @@ fn to_value_depth(obj: &Bound<'_, PyAny>, depth: usize) -> PyResult<Value> {
 
 fn dict_depth(d: &Bound<'_, PyDict>, depth: usize) -> PyResult<Data> {
     let mut data = Data::with_capacity(d.len());
-    for (k, v) in d.iter() {
-        let key = match k.cast::<PyString>() {
-            Ok(s) => crate::intern::key(&s.to_cow()?),
-            Err(_) => crate::intern::key(&k.str()?.to_cow()?),
-        };
-        data.insert(key, to_value_depth(&v, depth)?);
-    }
+    for_each_entry(d, depth, |k, v| {
+        data.insert(k, v);
+    })?;
     Ok(data)
 }
 
-/// A Python dict (or `None`, an empty map) as [`Data`].
-pub(crate) fn to_data(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Data> {
+/// Calls `f` with each entry of `d` as a key (non-string keys as their `str()`) and a value.
+fn for_each_entry(
+    d: &Bound<'_, PyDict>,
+    depth: usize,
+    mut f: impl FnMut(Key, Value),
+) -> PyResult<()> {
+    for (k, v) in d.iter() {
+        let key = match k.cast::<PyString>() {
+            Ok(s) => crate::intern::py_key(s)?,
+            Err(_) => crate::intern::key(&k.str()?.to_cow()?),
+        };
+        f(key, to_value_depth(&v, depth)?);
+    }
+    Ok(())
+}
+
+/// A `metrics=` dict (or `None`) as a batch's metrics: no allocation for a few floats.
+pub(crate) fn to_batch_metrics(obj: Option<&Bound<'_, PyAny>>) -> PyResult<BatchMetrics> {
+    let mut metrics = BatchMetrics::new();
+    if let Some(d) = as_dict(obj)? {
+        for_each_entry(d, 0, |k, v| {
+            metrics.insert(k, v);
+        })?;
+    }
+    Ok(metrics)
+}
+
+/// A dict argument that may be `None`; anything else is a `TypeError`.
+pub(crate) fn as_dict<'a, 'py>(
+    obj: Option<&'a Bound<'py, PyAny>>,
+) -> PyResult<Option<&'a Bound<'py, PyDict>>> {
     match obj {
-        None => Ok(Data::new()),
-        Some(o) if o.is_none() => Ok(Data::new()),
+        None => Ok(None),
+        Some(o) if o.is_none() => Ok(None),
         Some(o) => match o.cast::<PyDict>() {
-            Ok(d) => dict_depth(d, 0),
+            Ok(d) => Ok(Some(d)),
             Err(_) => {
                 Err(PyTypeError::new_err(format!("expected a dict, got {}", o.get_type().name()?)))
             }
         },
+    }
+}
+
+/// A Python dict (or `None`, an empty map) as [`Data`].
+pub(crate) fn to_data(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Data> {
+    match as_dict(obj)? {
+        None => Ok(Data::new()),
+        Some(d) => dict_depth(d, 0),
     }
 }
 

@@ -199,3 +199,46 @@ def test_every_metric_name_reaches_storage_intact(tmp_path):
     written = [e["data"]["metrics"] for e in storage.read_debug() if e["event_type"] == "batch_end"]
     assert [list(m) for m in written[:-1]] == [names[i : i + 500] for i in range(0, len(names), 500)]
     assert written[-1] == {"metric_1": 1.5, "x" * 65: 2.5}
+
+
+def test_batch_end_forms_write_the_same_metrics(tmp_path):
+    # The common form takes a positional native fast path with metrics carried inline when
+    # they are a few floats; more metrics, other values, `epoch=` and extra keywords take
+    # the general path. Every form must record the same metrics.
+    storage = TieredStorage(base_dir=str(tmp_path), mode="new")
+    lg = TrainingLogger(level=LogLevel.DEBUG)
+    lg.add_backend(storage)
+    lg.on_epoch_start(0)
+    small = {"accuracy": 0.9, "lr": 0.01}
+    big = {"a": 1.0, "b": 2.0, "c": 3.0, "d": 4.0, "n": 7, "phase": "warmup", "nan": float("nan")}
+    lg.on_batch_end(0, loss=0.5, metrics=small)
+    lg.on_batch_end(1, loss=0.5, metrics=big)
+    lg.on_batch_end(2, epoch=0, loss=0.5, metrics=small)
+    lg.on_batch_end(3, loss=0.5, metrics=small, note="extra")
+    lg.on_batch_end(4)
+    lg.close()
+    events = [e for e in storage.read_debug() if e["event_type"] == "batch_end"]
+    assert [e["batch"] for e in events] == [0, 1, 2, 3, 4]
+    assert all(e["epoch"] == 0 for e in events)
+    m = [e["data"]["metrics"] for e in events]
+    assert m[0] == m[2] == m[3] == {"accuracy": 0.9, "lr": 0.01, "loss": 0.5}
+    assert list(m[1]) == ["a", "b", "c", "d", "n", "phase", "nan", "loss"]
+    assert m[1]["n"] == 7 and m[1]["phase"] == "warmup" and m[1]["nan"] != m[1]["nan"]
+    assert m[4] == {}
+    assert events[3]["data"]["note"] == "extra"
+
+
+def test_batch_end_rejects_bad_arguments_at_every_level():
+    import pytest
+
+    for level in (LogLevel.BASIC, LogLevel.DEBUG):
+        lg = TrainingLogger(level=level)
+        with pytest.raises(TypeError, match="expected a dict"):
+            lg.on_batch_end(0, metrics=[0.5])
+        with pytest.raises(TypeError):
+            lg.on_batch_end(0, loss="low")
+        with pytest.raises(ValueError, match="batch"):
+            lg.on_batch_end(-1, loss=0.5)
+        with pytest.raises(TypeError):
+            lg.on_batch_end()
+        lg.close()

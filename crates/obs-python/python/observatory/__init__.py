@@ -47,3 +47,19 @@ __all__ = [
     "WarningConfig",
     "__version__",
 ]
+
+_native_on_batch_end = TrainingLogger.on_batch_end
+
+
+def _on_batch_end(self, batch, *, epoch=None, loss=None, metrics=None, **extra):
+    # The hook runs once per batch: its common form goes to a positional native method, which
+    # skips PyO3's per-call keyword parsing (see `TrainingLogger._batch_end`).
+    if epoch is None and not extra:
+        self._batch_end(batch, loss, metrics)
+    else:
+        _native_on_batch_end(self, batch, epoch=epoch, loss=loss, metrics=metrics, **extra)
+
+
+_on_batch_end.__doc__ = _native_on_batch_end.__doc__
+_on_batch_end.__qualname__ = "TrainingLogger.on_batch_end"
+TrainingLogger.on_batch_end = _on_batch_end
