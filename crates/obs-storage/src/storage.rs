@@ -37,6 +37,15 @@ impl Out {
         }
     }
 
+    /// Asks the OS to start writing `len` bytes at `offset` to the disk, without waiting.
+    fn start_writeback(&self, offset: u64, len: u64) {
+        match self {
+            Out::File(f) => start_writeback(f, offset, len),
+            #[cfg(test)]
+            Out::Test(_) => {}
+        }
+    }
+
     fn sync(&mut self) -> io::Result<()> {
         match self {
             Out::File(f) => f.sync_all(),
@@ -62,7 +71,33 @@ struct TierWriter {
     segment_bytes: u64,
     /// Written since the last fsync.
     unsynced: bool,
+    /// Where the bytes not yet handed to background writeback start (see [`WRITEBACK_CHUNK`]).
+    writeback_from: u64,
 }
+
+/// Bytes written to a segment after which the OS is asked to start writing them to the disk
+/// in the background. The fsync at close (or at each flush, by [`FsyncPolicy`]) then waits only
+/// for the last chunk instead of the whole run's logs: without it, closing after 100 000 batch
+/// events (22 MB) spent 11 ms in fsync, a quarter of the run's logging time. Databases do the
+/// same for the same reason (RocksDB's `bytes_per_sync`).
+const WRITEBACK_CHUNK: u64 = 1 << 20;
+
+/// Starts writeback of a file range (Linux `sync_file_range` with `SYNC_FILE_RANGE_WRITE`:
+/// it queues the I/O and returns). Best effort: a failure here only leaves the work to fsync.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else { return };
+    // SAFETY: the descriptor is open for the life of `file`, and `sync_file_range` reads no
+    // memory of this process.
+    let _ = unsafe {
+        libc::sync_file_range(file.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 impl TierWriter {
     /// Writes the first `len` bytes of the buffer, which hold `events` whole events.
@@ -89,6 +124,11 @@ impl TierWriter {
             self.segment_bytes += written as u64;
             self.unsynced = true;
             counters.bytes.fetch_add(written as u64, Ordering::Release);
+            if self.segment_bytes - self.writeback_from >= WRITEBACK_CHUNK {
+                let len = self.segment_bytes - self.writeback_from;
+                self.out.start_writeback(self.writeback_from, len);
+                self.writeback_from = self.segment_bytes;
+            }
         }
         match result {
             Ok(()) => {
@@ -509,6 +549,7 @@ fn writer(
         buf_events: 0,
         segment_bytes: size,
         unsynced: false,
+        writeback_from: size,
     }
 }
 
@@ -638,6 +679,7 @@ fn rotate(slot: &mut TierWriter, dir: &Path, config: &StorageConfig) -> Result<(
     slot.path = path;
     slot.segment_bytes = 0;
     slot.unsynced = false;
+    slot.writeback_from = 0;
     Ok(())
 }
 
@@ -692,6 +734,28 @@ mod tests {
 
     fn ev(t: EventType, i: u64) -> Event {
         Event::new(t, t.default_level()).at(Some(0), Some(i)).message(format!("e{i}"))
+    }
+
+    #[test]
+    fn background_writeback_follows_each_segment_in_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig::new(dir.path()).rotate_bytes(Some(3 * WRITEBACK_CHUNK));
+        let mut s = TieredStorage::with_config(config).unwrap();
+        let events: Vec<Event> = (0..512).map(|i| ev(EventType::BatchEnd, i)).collect();
+        let mut segments = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            s.write(&events).unwrap();
+            let slot = s.tiers[crate::tier_index(Tier::Debug)].as_ref().unwrap();
+            segments.insert(slot.segment);
+            // Everything written to the current segment, up to less than one chunk, has been
+            // handed to writeback, and never a range past its end.
+            assert!(slot.writeback_from <= slot.segment_bytes);
+            assert!(slot.segment_bytes - slot.writeback_from < WRITEBACK_CHUNK);
+        }
+        assert!(segments.len() >= 3, "the run rotated: {segments:?}");
+        Backend::close(&mut s).unwrap();
+        let read = crate::LogReader::open(s.run_dir()).unwrap().read_debug().unwrap();
+        assert_eq!(read.count(), 200 * 512);
     }
 
     #[test]
