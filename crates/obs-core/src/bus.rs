@@ -19,7 +19,7 @@ use crossbeam_channel::{
 };
 
 use crate::{
-    Backend, BackendError, BatchMetrics, Data, Event, EventType, LogLevel, Severity, Tier,
+    Backend, BackendError, BatchMetrics, Data, Event, EventType, LogLevel, Severity, Tier, Value,
 };
 
 /// Settings of an [`EventBus`].
@@ -207,10 +207,14 @@ impl BatchEnd {
     /// batch, level and severity by default.
     fn into_event(self) -> Event {
         let mut data = Data::with_capacity(1);
-        data.insert("metrics", self.metrics.into_data());
-        Event::new_at(EventType::BatchEnd, EventType::BatchEnd.default_level(), self.timestamp)
-            .at(self.epoch, Some(self.batch))
-            .data(data)
+        data.push_distinct("metrics".into(), Value::Map(self.metrics.into_data()));
+        // Fields set in place: the builders would move the whole event once per call.
+        let mut event =
+            Event::new_at(EventType::BatchEnd, EventType::BatchEnd.default_level(), self.timestamp);
+        event.epoch = self.epoch;
+        event.batch = Some(self.batch);
+        event.data = data;
+        event
     }
 }
 
