@@ -2,7 +2,9 @@
 //! [`obs_core::TrainingLogger`].
 
 use numpy::PyArrayMethods;
-use obs_core::{Activation, Data, Event, EventType, LogLevel, Severity, TrainingLogger};
+use obs_core::{
+    Activation, BatchMetrics, Data, Event, EventType, LogLevel, Severity, TrainingLogger,
+};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
@@ -437,7 +439,7 @@ impl PyTrainingLogger {
         let logger = &self.inner;
         py.detach(|| {
             for (i, &batch) in batches.iter().enumerate() {
-                let mut m = Data::with_capacity(slices.len());
+                let mut m = BatchMetrics::new();
                 for (name, col) in &slices {
                     m.insert(name.clone(), col[i]);
                 }
