@@ -204,10 +204,22 @@ struct BatchEnd {
 
 impl BatchEnd {
     /// The event `TrainingLogger::on_batch_end` describes: `{"metrics": {...}}` at its epoch and
-    /// batch, level and severity by default.
-    fn into_event(self) -> Event {
-        let mut data = Data::with_capacity(1);
-        data.push_distinct("metrics".into(), Value::Map(self.metrics.into_data()));
+    /// batch, level and severity by default. `spare` is the data map of an earlier such event
+    /// (see [`BatchEnd::spare_data`]), refilled instead of allocating two new maps.
+    fn into_event(self, spare: Option<Data>) -> Event {
+        let data = match spare {
+            Some(mut data) => {
+                if let Some(Value::Map(metrics)) = data.value_mut("metrics") {
+                    self.metrics.write_into(metrics);
+                }
+                data
+            }
+            None => {
+                let mut data = Data::with_capacity(1);
+                data.push_distinct("metrics".into(), Value::Map(self.metrics.into_data()));
+                data
+            }
+        };
         // Fields set in place: the builders would move the whole event once per call.
         let mut event =
             Event::new_at(EventType::BatchEnd, EventType::BatchEnd.default_level(), self.timestamp);
@@ -215,6 +227,14 @@ impl BatchEnd {
         event.batch = Some(self.batch);
         event.data = data;
         event
+    }
+
+    /// The data map of a written event built by [`BatchEnd::into_event`], kept for the next
+    /// one: `{"metrics": {...}}` with both maps' room allocated.
+    fn spare_data(event: Event) -> Option<Data> {
+        let data = event.data;
+        let reusable = data.len() == 1 && matches!(data.get("metrics"), Some(Value::Map(_)));
+        reusable.then_some(data)
     }
 }
 
@@ -267,6 +287,7 @@ impl EventBus {
             give_back,
             retired: Vec::new(),
             built_here: Vec::new(),
+            spare: Vec::new(),
             batch_size: config.batch_size.max(1),
             slots: Vec::new(),
             pending: Vec::new(),
@@ -512,6 +533,9 @@ struct Worker {
     /// For each event of the current batch: whether this thread built it (from a compact
     /// `batch_end` message), so it is freed here rather than handed back.
     built_here: Vec<bool>,
+    /// Data maps of written batch_end events, refilled by the next ones (at most a batch's
+    /// worth): allocating and freeing two maps per event was a tenth of this thread's time.
+    spare: Vec<Data>,
     batch_size: usize,
     slots: Vec<Slot>,
     pending: Vec<BackendFailure>,
@@ -597,7 +621,7 @@ impl Worker {
                 match msg {
                     Msg::Event(_) | Msg::BatchEnd(_) => {
                         let (mut event, built_here) = match msg {
-                            Msg::BatchEnd(b) => (b.into_event(), true),
+                            Msg::BatchEnd(b) => (b.into_event(self.spare.pop()), true),
                             Msg::Event(e) => (e, false),
                             Msg::Add(_) | Msg::Flush(_) | Msg::Close => continue,
                         };
@@ -711,7 +735,13 @@ impl Worker {
     fn retire(&mut self, batch: &mut Vec<Event>) {
         for (event, built_here) in batch.drain(..).zip(self.built_here.drain(..)) {
             if built_here {
-                // Allocated on this thread (see `EventBus::send_batch_end`): freed here.
+                // Allocated on this thread (see `EventBus::send_batch_end`): its maps are
+                // refilled by the next batch_end, or freed here.
+                if self.spare.len() < self.batch_size
+                    && let Some(data) = BatchEnd::spare_data(event)
+                {
+                    self.spare.push(data);
+                }
                 continue;
             }
             self.retired.push(event);

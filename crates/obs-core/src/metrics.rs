@@ -91,15 +91,26 @@ impl BatchMetrics {
     /// The metrics as a map, in insertion order.
     pub fn into_data(self) -> Data {
         match self.0 {
-            Repr::Inline { len, names, values } => {
+            Repr::Inline { len, .. } => {
                 let mut data = Data::with_capacity(len);
+                self.write_into(&mut data);
+                data
+            }
+            Repr::Spilled(data) => data,
+        }
+    }
+
+    /// Replaces the contents of `data` with the metrics, reusing its room when they are inline.
+    pub(crate) fn write_into(self, data: &mut Data) {
+        match self.0 {
+            Repr::Inline { len, names, values } => {
+                data.clear();
                 for (name, value) in names.into_iter().zip(values).take(len) {
                     // Names are distinct already: `insert` would only search again.
                     data.push_distinct(Key::Borrowed(name), Value::Float(value));
                 }
-                data
             }
-            Repr::Spilled(data) => data,
+            Repr::Spilled(spilled) => *data = spilled,
         }
     }
 }
@@ -179,6 +190,18 @@ mod tests {
             assert_eq!(m.len(), reference.len(), "{what}");
             assert_eq!(m.into_data(), reference, "{what}");
         }
+    }
+
+    #[test]
+    fn writing_into_a_used_map_replaces_its_contents() {
+        let mut used = data! { "old" => 1.0, "older" => "x" };
+        let mut m = BatchMetrics::new();
+        m.insert("loss", 0.5);
+        m.write_into(&mut used);
+        assert_eq!(used, data! { "loss" => 0.5 });
+        let spilled = BatchMetrics::from(data! { "phase" => "warmup" });
+        spilled.write_into(&mut used);
+        assert_eq!(used, data! { "phase" => "warmup" });
     }
 
     #[test]

@@ -404,6 +404,16 @@ impl Data {
         self.entries.push((key, value));
     }
 
+    /// The value of `key` for changing in place, if present.
+    pub(crate) fn value_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.entries.iter_mut().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// Removes every entry, keeping the room allocated.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+    }
+
     /// The entries with their keys as stored (borrowed or owned).
     pub(crate) fn entries(&self) -> &[(Key, Value)] {
         &self.entries

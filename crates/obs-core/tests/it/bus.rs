@@ -276,3 +276,35 @@ fn events_handed_back_for_freeing_are_delivered_first_from_every_thread() {
         assert_eq!(tag, Some(format!("b{b}")));
     }
 }
+
+#[test]
+fn batch_end_events_whose_maps_are_reused_carry_exactly_their_own_metrics() {
+    // The bus thread refills the maps of written batch_end events for later ones; metrics
+    // that are inline, spilled (more than four, owned names, text) or empty must each arrive
+    // as sent, whatever the event before them held.
+    let logger = TrainingLogger::new(LogLevel::Detailed).unwrap();
+    let rec = Recorder::default();
+    logger.add_backend(rec.clone()).unwrap();
+    let metrics = |b: u64| match b % 5 {
+        0 => data! { "loss" => b as f64 },
+        1 => data! { "loss" => 1.0, "acc" => 0.5, "lr" => 0.1, "gn" => b as f64 },
+        2 => data! { "a" => 1.0, "b" => 2.0, "c" => 3.0, "d" => 4.0, "e" => b as f64 },
+        3 => data! {}.with(format!("owned_{b}"), 1.0).with("phase", "warmup"),
+        _ => data! {},
+    };
+    for b in 0..5_000u64 {
+        logger.on_batch_end(b, metrics(b));
+        if b % 1_000 == 999 {
+            logger.flush().unwrap();
+        }
+    }
+    logger.close().unwrap();
+    let events = rec.snapshot();
+    assert_eq!(events.len(), 5_000);
+    for (b, e) in (0u64..).zip(&events) {
+        assert_eq!(e.batch, Some(b));
+        assert_eq!(e.data.len(), 1, "batch {b}");
+        let got = e.data.get("metrics").and_then(|v| v.as_map()).unwrap();
+        assert_eq!(got, &metrics(b), "batch {b}");
+    }
+}
